@@ -1,0 +1,257 @@
+"""The configuration: a TOML file validated by pydantic, plus secrets from the environment only.
+
+Built once (:func:`load_config`) and passed down as an explicit value. Relative paths in the file
+(SQLite databases, source files) are relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from audience_sync.durations import parse_duration
+from audience_sync.errors import ConfigError
+from audience_sync.sources.specs import SourceSpec
+
+DEFAULT_CONFIG_NAME = "audience-sync.toml"
+CONFIG_ENV_VAR = "AUDIENCE_SYNC_CONFIG"
+CLIENT_ID_ENV_VAR = "LISTRAK_CLIENT_ID"
+CLIENT_SECRET_ENV_VAR = "LISTRAK_CLIENT_SECRET"  # noqa: S105 - the variable's name, not a secret
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateSettings(_Section):
+    url: str = "sqlite:///audience-sync.db"
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        try:
+            make_url(value)
+        except ArgumentError as exc:
+            raise ValueError("expected an SQLAlchemy database URL") from exc
+        return value
+
+
+class Vocabulary(_Section):
+    """Listrak values the published spec leaves open; see the README's "Listrak unknowns"."""
+
+    import_success: list[str] = ["Completed", "Complete", "Finished"]
+    import_failure: list[str] = ["Failed", "Error", "Cancelled"]
+    contact_accepted: list[str] = ["Updated"]
+    contact_skipped: list[str] = [
+        "NotSubscribed",
+        "NotOnList",
+        "InvalidEmail",
+        "Banned",
+        "Suppressed",
+    ]
+
+
+class ListrakSettings(_Section):
+    api_url: str = "https://api.listrak.com/email/v1"
+    auth_url: str = "https://auth.listrak.com/OAuth2/Token"
+    submit_via: Literal["list_import", "segmentation_field_api"] = "list_import"
+    field_group_name: str = Field(default="Engage Audiences", min_length=1)
+    timeout_seconds: float = Field(default=120.0, gt=0)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    retry_attempts: int = Field(default=6, ge=1)
+    retry_timeout_seconds: float = Field(default=300.0, gt=0)
+    retry_initial_wait_seconds: float = Field(default=0.5, ge=0)
+    retry_max_wait_seconds: float = Field(default=30.0, ge=0)
+    poll_interval_seconds: float = Field(default=5.0, gt=0)
+    import_timeout: Duration = timedelta(hours=6)
+    max_import_bytes: int = Field(default=195_000_000, gt=1000, le=195_000_000)
+    json_chunk_size: int = Field(default=1000, ge=1, le=10_000)
+    vocabulary: Vocabulary = Vocabulary()
+
+    @field_validator("api_url", "auth_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("expected an http(s) URL")
+        return value.rstrip("/")
+
+
+class SyncSettings(_Section):
+    chunk_size: int = Field(default=50_000, ge=1)
+    retry_skipped_after: Duration = timedelta(hours=24)
+
+
+class GuardSettings(_Section):
+    max_removed_fraction: float = Field(default=0.2, ge=0, le=1)
+    allow_empty: bool = False
+
+
+class ScheduleSettings(_Section):
+    every: Duration | None = None
+    cron: str | None = None
+    misfire_grace: Duration = timedelta(hours=1)
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ScheduleSettings:
+        if self.every is not None and self.cron is not None:
+            raise ValueError("set either 'every' or 'cron', not both")
+        return self
+
+
+class AudienceSettings(_Section):
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=100)
+    list_id: int = Field(gt=0)
+    profile_field_id: int | None = Field(default=None, gt=0)
+    source: SourceSpec
+    guards: GuardSettings | None = None
+
+
+class Settings(_Section):
+    state: StateSettings = StateSettings()
+    listrak: ListrakSettings = ListrakSettings()
+    sync: SyncSettings = SyncSettings()
+    guards: GuardSettings = GuardSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    audiences: list[AudienceSettings] = Field(min_length=1)
+
+    @field_validator("audiences")
+    @classmethod
+    def _unique_keys(cls, audiences: list[AudienceSettings]) -> list[AudienceSettings]:
+        keys = [a.key for a in audiences]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"audience keys must be unique; repeated: {', '.join(repeated)}")
+        return audiences
+
+
+class AppConfig(BaseModel):
+    """Validated settings plus where they came from."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    settings: Settings
+    path: Path
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def state_url(self) -> str:
+        return resolve_sqlite_path(self.settings.state.url, self.base_dir)
+
+    def guards_for(self, audience: AudienceSettings) -> GuardSettings:
+        return audience.guards or self.settings.guards
+
+    def audience(self, key: str) -> AudienceSettings:
+        for audience in self.settings.audiences:
+            if audience.key == key:
+                return audience
+        raise ConfigError(f"no audience {key!r} in {self.path}")
+
+
+class Credentials(BaseModel):
+    """Listrak API client credentials; the secret never prints (``SecretStr``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_id: str
+    client_secret: SecretStr
+
+
+def resolve_sqlite_path(url: str, base_dir: Path) -> str:
+    """Make a relative SQLite file path absolute against ``base_dir``; other URLs pass through."""
+    parsed = make_url(url)
+    database = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:":
+        return url
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url
+    return parsed.set(database=str((base_dir / database).resolve())).render_as_string(
+        hide_password=False
+    )
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """``--config`` wins, then ``$AUDIENCE_SYNC_CONFIG``, then ``./audience-sync.toml``."""
+    candidate = explicit or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_NAME
+    return Path(candidate).expanduser().resolve()
+
+
+def load_config(explicit_path: str | os.PathLike[str] | None = None) -> AppConfig:
+    path = find_config_path(explicit_path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"config file {path} not found (use --config PATH or set {CONFIG_ENV_VAR})"
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    return AppConfig(settings=parse_settings(raw, source=str(path)), path=path)
+
+
+def parse_settings(raw: dict[str, Any], *, source: str = "config") -> Settings:
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid config in {source}:"]
+    for error in exc.errors(include_url=False):
+        lines.append(f"  {_dotted(error['loc'])}: {_expected(error)}")
+    return "\n".join(lines)
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _expected(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return "required key is missing"
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if "input" in error and error["type"] not in {"model_type", "dict_type"}:
+        return f"{message} (got {error['input']!r})"
+    return message
+
+
+def load_credentials(environ: dict[str, str] | None = None) -> Credentials:
+    env = os.environ if environ is None else environ
+    missing = [name for name in (CLIENT_ID_ENV_VAR, CLIENT_SECRET_ENV_VAR) if not env.get(name)]
+    if missing:
+        raise ConfigError(
+            f"{' and '.join(missing)} must be set in the environment "
+            "(Listrak API credentials are never read from the config file)"
+        )
+    return Credentials(
+        client_id=env[CLIENT_ID_ENV_VAR], client_secret=SecretStr(env[CLIENT_SECRET_ENV_VAR])
+    )

@@ -1,0 +1,78 @@
+"""One exception hierarchy, named by what the caller should do.
+
+Every error raised by audience_sync derives from :class:`AudienceSyncError`. Listrak errors
+are split by the action they call for: :class:`RetriableListrakError` (try again later),
+:class:`SkippableListrakError` (this item cannot be done; carry on with the others) and
+:class:`FatalListrakError` (stop the run). Messages never contain secrets, tokens or raw emails.
+"""
+
+from __future__ import annotations
+
+
+class AudienceSyncError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(AudienceSyncError):
+    """The configuration file or environment is invalid; the message names the key."""
+
+    exit_code = 2
+
+
+class SourceError(AudienceSyncError):
+    """An audience's member source could not be read completely."""
+
+
+class StateError(AudienceSyncError):
+    """The state database is unusable (for example, its schema is out of date)."""
+
+
+class GuardError(AudienceSyncError):
+    """A safety guard refused a run before anything was sent."""
+
+    exit_code = 3
+
+
+class RunInProgressError(AudienceSyncError):
+    """Another run holds the run lock."""
+
+    exit_code = 4
+
+
+class ListrakError(AudienceSyncError):
+    """Anything Listrak (or the transport to it) answered that was not a success.
+
+    ``status`` is the HTTP status (``None`` for transport errors) and ``code`` Listrak's
+    ``error`` code from the error envelope, the value to branch on.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class RetriableListrakError(ListrakError):
+    """429, 5xx and transport failures: the same request may succeed later."""
+
+
+class FatalListrakError(ListrakError):
+    """4xx answers that retrying cannot fix (bad request, unknown resource, ...)."""
+
+
+class AuthenticationError(FatalListrakError):
+    """Token refused or a second 401 after a refresh."""
+
+
+class BetaRouteUnavailableError(FatalListrakError):
+    """The integration is not enrolled in a beta route."""
+
+
+class PayloadTooLargeError(FatalListrakError):
+    """Listrak answers 404 when an undisclosed body-size limit is exceeded."""
+
+
+class SkippableListrakError(ListrakError):
+    """The request was about one contact that Listrak will not update; skip it."""

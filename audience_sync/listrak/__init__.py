@@ -1,0 +1,1 @@
+"""Listrak Email API: models of the published contract, the HTTP client and import building."""

@@ -1,0 +1,87 @@
+"""Member lists from files: CSV (optionally gzipped), one or many by glob."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from audience_sync.errors import SourceError
+from audience_sync.sources.specs import CsvSourceSpec
+
+
+def resolve_paths(pattern: str, base_dir: Path, audience_key: str) -> list[Path]:
+    """Expand a path or glob relative to ``base_dir``; no match is an error naming the audience."""
+    full = pattern if Path(pattern).is_absolute() else str(base_dir / pattern)
+    paths = sorted(Path(p) for p in glob.glob(full, recursive=True))
+    files = [p for p in paths if p.is_file()]
+    if not files:
+        raise SourceError(f"audience {audience_key!r}: no file matches {pattern!r}")
+    return files
+
+
+class CsvSource:
+    """Reads the email column of CSV files with pandas, ``chunk_size`` rows at a time."""
+
+    def __init__(self, spec: CsvSourceSpec, *, base_dir: Path, audience_key: str) -> None:
+        self._spec = spec
+        self._base_dir = base_dir
+        self._audience_key = audience_key
+        self._notes: dict[str, int] = {}
+
+    @property
+    def notes(self) -> dict[str, int]:
+        return self._notes
+
+    def describe(self) -> str:
+        return f"csv:{self._spec.path}"
+
+    def chunks(self, chunk_size: int) -> Iterator[list[str | None]]:
+        paths = resolve_paths(self._spec.path, self._base_dir, self._audience_key)
+        self._notes["files"] = len(paths)
+        for path in paths:
+            self._check_header(path)
+            try:
+                reader = pd.read_csv(
+                    path,
+                    usecols=[self._spec.email_column],
+                    dtype=str,
+                    keep_default_na=False,
+                    sep=self._spec.delimiter,
+                    encoding=self._spec.encoding,
+                    chunksize=chunk_size,
+                    compression="infer",
+                )
+                with reader:
+                    for frame in reader:
+                        yield frame[self._spec.email_column].tolist()
+            except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+                raise SourceError(
+                    f"audience {self._audience_key!r}: cannot read {path.name}: {exc}"
+                ) from exc
+
+    def _check_header(self, path: Path) -> None:
+        try:
+            header = pd.read_csv(
+                path,
+                nrows=0,
+                sep=self._spec.delimiter,
+                encoding=self._spec.encoding,
+                compression="infer",
+            )
+        except pd.errors.EmptyDataError as exc:
+            raise SourceError(
+                f"audience {self._audience_key!r}: {path.name} is empty (no header row)"
+            ) from exc
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise SourceError(
+                f"audience {self._audience_key!r}: cannot read {path.name}: {exc}"
+            ) from exc
+        columns = [str(c) for c in header.columns]
+        if self._spec.email_column not in columns:
+            raise SourceError(
+                f"audience {self._audience_key!r}: {path.name} has no column "
+                f"{self._spec.email_column!r} (columns: {', '.join(columns) or 'none'})"
+            )
