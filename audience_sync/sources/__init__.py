@@ -12,7 +12,7 @@ __all__ = ["MemberSource", "SourceSpec", "build_source"]
 
 
 def build_source(spec: SourceSpec, *, base_dir: Path, audience_key: str) -> MemberSource:
-    """The reader for ``spec``; relative paths resolve against ``base_dir`` (the config's folder)."""
+    """The reader for ``spec``; relative paths resolve against ``base_dir``."""
     if isinstance(spec, CsvSourceSpec):
         return CsvSource(spec, base_dir=base_dir, audience_key=audience_key)
     raise TypeError(f"unsupported source spec {type(spec).__name__}")  # pragma: no cover

@@ -1,0 +1,347 @@
+"""The Listrak Email API client: OAuth2 token, envelopes, error mapping, retries, paging.
+
+It takes an ``httpx.Client`` (the one seam for HTTP: tests pass one built on
+``httpx.MockTransport``); :meth:`ListrakClient.build` makes the production one with TLS
+verification and explicit timeouts. Secrets and tokens never reach logs or error messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import stamina
+from pydantic import BaseModel, ValidationError
+
+from audience_sync.config import Credentials, ListrakSettings
+from audience_sync.errors import (
+    AuthenticationError,
+    FatalListrakError,
+    ListrakError,
+    RetriableListrakError,
+)
+from audience_sync.listrak.errors_map import (
+    AnswerLostError,
+    error_for_response,
+    error_for_transport,
+)
+from audience_sync.listrak.models import (
+    Collection,
+    Contact,
+    ContactSegmentationFieldValues,
+    ImportFile,
+    ListImport,
+    ListImportContact,
+    ListImportStatus,
+    ListImportSummary,
+    ListInfo,
+    Resource,
+    ResourceCreated,
+    SegmentationField,
+    SegmentationFieldCreate,
+    SegmentationFieldGroup,
+    SegmentationFieldGroupCreate,
+    TokenResponse,
+)
+
+logger = logging.getLogger("audience_sync.listrak")
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_PAGE_SIZE = 5000
+MAX_FIELDS_PER_CONTACT_READ = 30
+TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
+
+
+class ListrakClient:
+    def __init__(
+        self,
+        *,
+        http: httpx.Client,
+        settings: ListrakSettings,
+        credentials: Credentials,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = http
+        self._settings = settings
+        self._credentials = credentials
+        self._clock = clock
+        self._token: str | None = None
+        self._token_expires_at = 0.0
+        self.request_count = 0
+
+    @classmethod
+    def build(
+        cls,
+        settings: ListrakSettings,
+        credentials: Credentials,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+    ) -> ListrakClient:
+        timeout = httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds)
+        http = httpx.Client(
+            timeout=timeout,
+            verify=True,
+            transport=transport,
+            event_hooks=dict(event_hooks or {}),
+            headers={"Accept": "application/json", "User-Agent": "audience-sync"},
+        )
+        return cls(http=http, settings=settings, credentials=credentials)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ListrakClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- authentication ---------------------------------------------------------------------
+
+    def _bearer(self) -> str:
+        if self._token is None or self._clock() >= self._token_expires_at:
+            self._fetch_token()
+        assert self._token is not None
+        return self._token
+
+    def _fetch_token(self) -> None:
+        def attempt() -> httpx.Response:
+            return self._send(
+                "POST",
+                self._settings.auth_url,
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": self._credentials.client_id,
+                    "client_secret": self._credentials.client_secret.get_secret_value(),
+                },
+            )
+
+        try:
+            response = self._with_retries(attempt, idempotent=True)
+        except AuthenticationError as exc:
+            raise AuthenticationError(
+                "Listrak refused the client credentials (check LISTRAK_CLIENT_ID and "
+                "LISTRAK_CLIENT_SECRET, and that API access is not paused)",
+                status=exc.status,
+                code=exc.code,
+            ) from None
+        except FatalListrakError as exc:
+            raise AuthenticationError(
+                f"Listrak refused the token request ({exc.status} {exc.code or ''})".rstrip(),
+                status=exc.status,
+                code=exc.code,
+            ) from None
+        token = _parse(TokenResponse, response)
+        lifetime = max(float(token.expires_in) - TOKEN_EXPIRY_MARGIN_SECONDS, token.expires_in / 2)
+        self._token = token.access_token
+        self._token_expires_at = self._clock() + lifetime
+
+    # --- transport, retries, envelopes ------------------------------------------------------
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        request = self._http.build_request(method, url, **kwargs)
+        self.request_count += 1
+        started = time.perf_counter()
+        try:
+            response = self._http.send(request)
+        except httpx.TransportError as exc:
+            logger.warning(
+                "listrak.transport_error",
+                extra={"method": method, "path": request.url.path, "error": type(exc).__name__},
+            )
+            raise error_for_transport(exc, request) from None
+        logger.debug(
+            "listrak.response",
+            extra={
+                "method": method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "elapsed_ms": round((time.perf_counter() - started) * 1000),
+            },
+        )
+        if response.is_success:
+            return response
+        raise error_for_response(response)
+
+    def _with_retries(
+        self, attempt: Callable[[], httpx.Response], *, idempotent: bool
+    ) -> httpx.Response:
+        """Retry 429/5xx/transport failures; a non-idempotent request is never re-sent once its
+        answer may have been lost (``AnswerLostError`` and 5xx propagate to the caller)."""
+
+        def retriable(exc: Exception) -> bool:
+            if not isinstance(exc, RetriableListrakError):
+                return False
+            if idempotent:
+                return True
+            return not isinstance(exc, AnswerLostError) and (exc.status in (None, 429))
+
+        settings = self._settings
+        for retry in stamina.retry_context(
+            on=retriable,
+            attempts=settings.retry_attempts,
+            timeout=settings.retry_timeout_seconds,
+            wait_initial=settings.retry_initial_wait_seconds,
+            wait_max=settings.retry_max_wait_seconds,
+            wait_jitter=settings.retry_initial_wait_seconds,
+        ):
+            with retry:
+                return attempt()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        """One API call with the bearer token; on a 401, refresh once and retry once."""
+        url = f"{self._settings.api_url}{path}"
+        is_idempotent = method == "GET" if idempotent is None else idempotent
+
+        def attempt() -> httpx.Response:
+            try:
+                return self._send(method, url, params=params, json=json, headers=self._auth())
+            except AuthenticationError:
+                logger.info("listrak.token_refresh", extra={"path": path})
+                self._token = None
+                try:
+                    return self._send(method, url, params=params, json=json, headers=self._auth())
+                except AuthenticationError as exc:
+                    raise AuthenticationError(
+                        f"Listrak refused a fresh token for {method} {path}; giving up",
+                        status=exc.status,
+                        code=exc.code,
+                    ) from None
+
+        return self._with_retries(attempt, idempotent=is_idempotent)
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._bearer()}"}
+
+    def _get_resource(self, model: type[M], path: str) -> M:
+        response = self._call("GET", path)
+        return _parse(Resource[model], response).data  # type: ignore[valid-type]
+
+    def _paged(
+        self, model: type[M], path: str, params: Mapping[str, str | int] | None = None
+    ) -> Iterator[M]:
+        query: dict[str, str | int] = {**(params or {}), "count": MAX_PAGE_SIZE}
+        cursor: str | None = "Start"
+        while cursor:
+            query["cursor"] = cursor
+            page = _parse(Collection[model], self._call("GET", path, params=query))  # type: ignore[valid-type]
+            yield from page.data
+            cursor = _next_cursor(page.nextPageCursor) if page.data else None
+
+    # --- lists and profile fields -----------------------------------------------------------
+
+    def lists(self) -> list[ListInfo]:
+        return list(self._paged(ListInfo, "/v1/List"))
+
+    def get_list(self, list_id: int) -> ListInfo:
+        return self._get_resource(ListInfo, f"/v1/List/{list_id}")
+
+    def field_groups(self, list_id: int) -> list[SegmentationFieldGroup]:
+        return list(
+            self._paged(SegmentationFieldGroup, f"/v1/List/{list_id}/SegmentationFieldGroup")
+        )
+
+    def create_field_group(self, list_id: int, group: SegmentationFieldGroupCreate) -> int:
+        return self._create(f"/v1/List/{list_id}/SegmentationFieldGroup", group)
+
+    def fields(self, list_id: int, group_id: int) -> list[SegmentationField]:
+        path = f"/v1/List/{list_id}/SegmentationFieldGroup/{group_id}/SegmentationField"
+        return list(self._paged(SegmentationField, path))
+
+    def create_field(self, list_id: int, group_id: int, field: SegmentationFieldCreate) -> int:
+        path = f"/v1/List/{list_id}/SegmentationFieldGroup/{group_id}/SegmentationField"
+        return self._create(path, field)
+
+    def _create(self, path: str, body: BaseModel) -> int:
+        response = self._call("POST", path, json=body.model_dump(exclude_none=True))
+        return int(_parse(ResourceCreated, response).resourceId)
+
+    # --- contacts ---------------------------------------------------------------------------
+
+    def contacts(
+        self, list_id: int, field_ids: list[int], *, subscription_state: str | None = None
+    ) -> Iterator[Contact]:
+        """Contacts of a list with the values of ``field_ids`` (split into calls of 30 ids)."""
+        if len(field_ids) > MAX_FIELDS_PER_CONTACT_READ:
+            raise ValueError(f"at most {MAX_FIELDS_PER_CONTACT_READ} field ids per read")
+        params: dict[str, str | int] = {"segmentationFieldIds": ",".join(map(str, field_ids))}
+        if subscription_state:
+            params["subscriptionState"] = subscription_state
+        return self._paged(Contact, f"/v1/List/{list_id}/Contact", params)
+
+    def post_field_values(
+        self, list_id: int, contacts: list[ContactSegmentationFieldValues]
+    ) -> str:
+        """The beta JSON route; re-sending it is harmless (setting a value twice is a no-op)."""
+        body = [c.model_dump(exclude_none=True) for c in contacts]
+        response = self._call(
+            "POST", f"/v1/List/{list_id}/Contact/SegmentationField", json=body, idempotent=True
+        )
+        return _parse(ResourceCreated, response).resourceId
+
+    # --- list imports -----------------------------------------------------------------------
+
+    def post_import(self, list_id: int, import_file: ImportFile) -> str:
+        """POST an import once. A lost answer raises AnswerLostError: look it up by name."""
+        response = self._call(
+            "POST", f"/v1/List/{list_id}/ListImport", json=import_file.model_dump(exclude_none=True)
+        )
+        return _parse(ResourceCreated, response).resourceId
+
+    def find_import(self, list_id: int, file_name: str) -> str | None:
+        for item in self._paged(ListImport, f"/v1/List/{list_id}/ListImport"):
+            if item.importFileName == file_name:
+                return str(item.importFileId)
+        return None
+
+    def import_status(self, list_id: int, import_id: str) -> ListImportStatus:
+        return self._get_resource(
+            ListImportStatus, f"/v1/List/{list_id}/ListImport/{import_id}/Status"
+        )
+
+    def import_summary(self, list_id: int, import_id: str) -> ListImportSummary:
+        return self._get_resource(
+            ListImportSummary, f"/v1/List/{list_id}/ListImport/{import_id}/Summary"
+        )
+
+    def import_contacts(self, list_id: int, import_id: str) -> Iterator[ListImportContact]:
+        return self._paged(ListImportContact, f"/v1/List/{list_id}/ListImport/{import_id}/Contact")
+
+
+def _parse(model: type[M], response: httpx.Response) -> M:
+    try:
+        return model.model_validate(response.json())
+    except (ValueError, ValidationError) as exc:
+        raise FatalListrakError(
+            f"unexpected answer from {response.request.method} {response.request.url.path}: "
+            f"not a valid {model.__name__} ({type(exc).__name__})",
+            status=response.status_code,
+        ) from None
+
+
+def _next_cursor(value: str | None) -> str | None:
+    """``nextPageCursor`` is documented as a URI of the next page; accept a bare cursor too."""
+    if not value:
+        return None
+    if "cursor=" in value:
+        cursors = parse_qs(urlsplit(value).query).get("cursor")
+        return cursors[0] if cursors else None
+    return value
+
+
+__all__ = ["AnswerLostError", "ListrakClient", "ListrakError"]

@@ -1,0 +1,182 @@
+"""The state schema, defined once as SQLAlchemy Core metadata (Alembic's ``target_metadata``).
+
+Tables are created only by the Alembic migrations in ``migrations/``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+EMAIL_LENGTH = 320
+TS = DateTime(timezone=True)
+
+audiences = Table(
+    "audiences",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(100), nullable=False, unique=True),
+    Column("list_id", BigInteger, nullable=False),
+    Column("profile_field_id", BigInteger, nullable=True),
+    Column("source_description", Text, nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # scheduled | manual | full | plan | repair
+    Column("trigger", String(20), nullable=False),
+    # running | succeeded | failed | aborted | planned | interrupted
+    Column("status", String(20), nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+    Column("host", String(255), nullable=False, default=""),
+    Column("pid", Integer, nullable=False, default=0),
+    Column("planned_count", Integer, nullable=False, default=0),
+    Column("confirmed_count", Integer, nullable=False, default=0),
+    Column("skipped_count", Integer, nullable=False, default=0),
+    Column("failed_count", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+)
+
+run_audiences = Table(
+    "run_audiences",
+    metadata,
+    Column("run_id", Integer, ForeignKey("sync_runs.id"), primary_key=True),
+    Column("audience_id", Integer, ForeignKey("audiences.id"), primary_key=True),
+    # reading | planned | submitted | done | failed | aborted
+    Column("status", String(20), nullable=False),
+    Column("source_description", Text, nullable=False, default=""),
+    Column("rows_read", BigInteger, nullable=False, default=0),
+    Column("invalid_count", BigInteger, nullable=False, default=0),
+    Column("invalid_reasons", Text, nullable=False, default="{}"),
+    Column("source_notes", Text, nullable=False, default="{}"),
+    Column("snapshot_count", BigInteger, nullable=False, default=0),
+    Column("confirmed_on_before", BigInteger, nullable=False, default=0),
+    Column("planned_on", BigInteger, nullable=False, default=0),
+    Column("planned_off", BigInteger, nullable=False, default=0),
+    Column("parked_count", BigInteger, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+)
+
+# One row per (run, audience, email) read from the source; repeats across chunks are allowed and
+# collapsed by the diff, so staging can be a plain bulk insert (COPY on PostgreSQL).
+snapshot_members = Table(
+    "snapshot_members",
+    metadata,
+    Column("run_id", Integer, nullable=False),
+    Column("audience_id", Integer, nullable=False),
+    Column("email", String(EMAIL_LENGTH), nullable=False),
+    Index("ix_snapshot_members_run_audience_email", "run_id", "audience_id", "email"),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("audience_id", Integer, ForeignKey("audiences.id"), primary_key=True),
+    Column("email", String(EMAIL_LENGTH), primary_key=True),
+    Column("value", String(3), nullable=False),  # on | off, as last confirmed by Listrak
+    Column("confirmed_run_id", Integer, nullable=False),
+    Column("confirmed_at", TS, nullable=False),
+    Index("ix_memberships_audience_value", "audience_id", "value"),
+)
+
+# Contacts Listrak skipped for a reason about the contact itself; not re-sent until their
+# desired value changes, a full sync, or retry_skipped_after has passed.
+parked_contacts = Table(
+    "parked_contacts",
+    metadata,
+    Column("audience_id", Integer, ForeignKey("audiences.id"), primary_key=True),
+    Column("email", String(EMAIL_LENGTH), primary_key=True),
+    Column("action", String(3), nullable=False),
+    Column("reason", String(100), nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("parked_at", TS, nullable=False),
+)
+
+listrak_imports = Table(
+    "listrak_imports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("sync_runs.id"), nullable=False),
+    Column("audience_id", Integer, ForeignKey("audiences.id"), nullable=False),
+    Column("list_id", BigInteger, nullable=False),
+    Column("field_id", BigInteger, nullable=False),
+    Column("part", Integer, nullable=False),
+    Column("route", String(30), nullable=False),  # list_import | segmentation_field_api
+    Column("file_name", String(255), nullable=False, unique=True),
+    Column("first_email", String(EMAIL_LENGTH), nullable=False),
+    Column("last_email", String(EMAIL_LENGTH), nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("byte_count", BigInteger, nullable=False),
+    # posting | submitted | finished | failed | lost
+    Column("status", String(20), nullable=False),
+    Column("listrak_import_id", String(64), nullable=True),
+    Column("listrak_status", String(50), nullable=True),
+    Column("summary", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("submitted_at", TS, nullable=True),
+    Column("finished_at", TS, nullable=True),
+)
+
+run_changes = Table(
+    "run_changes",
+    metadata,
+    Column("run_id", Integer, ForeignKey("sync_runs.id"), primary_key=True),
+    Column("audience_id", Integer, ForeignKey("audiences.id"), primary_key=True),
+    Column("email", String(EMAIL_LENGTH), primary_key=True),
+    Column("action", String(3), nullable=False),  # on | off
+    # planned | submitted | confirmed | skipped | failed
+    Column("status", String(20), nullable=False),
+    Column("reason", String(200), nullable=True),
+    Column("import_id", Integer, ForeignKey("listrak_imports.id"), nullable=True),
+    Index("ix_run_changes_import_id", "import_id"),
+    Index("ix_run_changes_audience_email", "audience_id", "email"),
+)
+
+# Per-contact answers read back from Listrak, staged so confirmation is one set-based statement.
+import_results = Table(
+    "import_results",
+    metadata,
+    Column("import_id", Integer, ForeignKey("listrak_imports.id"), primary_key=True),
+    Column("email", String(EMAIL_LENGTH), primary_key=True),
+    Column("result", String(100), nullable=False),
+)
+
+run_lock = Table(
+    "run_lock",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("run_id", Integer, nullable=True),
+    Column("holder_host", String(255), nullable=False),
+    Column("holder_pid", Integer, nullable=False),
+    Column("token", String(64), nullable=False),
+    Column("acquired_at", TS, nullable=False),
+    Column("heartbeat_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    UniqueConstraint("token"),
+)
