@@ -78,6 +78,7 @@ run_audiences = Table(
     Column("confirmed_on_before", BigInteger, nullable=False, default=0),
     Column("planned_on", BigInteger, nullable=False, default=0),
     Column("planned_off", BigInteger, nullable=False, default=0),
+    Column("unchanged_count", BigInteger, nullable=False, default=0),
     Column("parked_count", BigInteger, nullable=False, default=0),
     Column("error", Text, nullable=True),
 )
@@ -150,7 +151,7 @@ run_changes = Table(
     Column("audience_id", Integer, ForeignKey("audiences.id"), primary_key=True),
     Column("email", String(EMAIL_LENGTH), primary_key=True),
     Column("action", String(3), nullable=False),  # on | off
-    # planned | submitted | confirmed | skipped | failed
+    # planned | submitted | confirmed | skipped | failed | aborted (a guard stopped the run)
     Column("status", String(20), nullable=False),
     Column("reason", String(200), nullable=True),
     Column("import_id", Integer, ForeignKey("listrak_imports.id"), nullable=True),

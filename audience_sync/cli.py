@@ -1,0 +1,173 @@
+"""The ``audience-sync`` command: a few lines over the library per command.
+
+Exit codes: 0 success, 1 run failed, 2 usage or config error, 3 guard abort,
+4 another run in progress.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from audience_sync.config import AppConfig, load_config, load_credentials
+from audience_sync.errors import AudienceSyncError
+from audience_sync.listrak.client import ListrakClient
+from audience_sync.logs import configure_logging, redact
+from audience_sync.pipeline import SyncJob
+from audience_sync.report import format_run, summarize_run
+from audience_sync.state import migrate
+from audience_sync.state.db import make_engine
+
+
+@dataclass
+class CliState:
+    config_path: str | None
+    quiet: bool
+    _config: AppConfig | None = None
+
+    @property
+    def config(self) -> AppConfig:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def job(self) -> SyncJob:
+        config = self.config
+
+        def client() -> ListrakClient:
+            return ListrakClient.build(config.settings.listrak, load_credentials())
+
+        return SyncJob(config, client_factory=client, show_progress=self.show_progress)
+
+    @property
+    def show_progress(self) -> bool:
+        return not self.quiet and sys.stderr.isatty()
+
+
+class AudienceSyncGroup(click.Group):
+    """Turns the package's errors into a one-line message and the documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AudienceSyncError as exc:
+            click.echo(f"error: {redact(str(exc))}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+@click.group(cls=AudienceSyncGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Config file (default: $AUDIENCE_SYNC_CONFIG, else ./audience-sync.toml).",
+)
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.version_option(package_name="audience_sync")
+@click.pass_context
+def main(
+    ctx: click.Context, config_path: str | None, log_format: str, log_level: str, quiet: bool
+) -> None:
+    """Keep Listrak CheckBox profile fields in step with Segment Engage audiences."""
+    configure_logging(level=log_level, fmt=log_format)
+    ctx.obj = CliState(config_path=config_path, quiet=quiet)
+
+
+@main.group()
+def db() -> None:
+    """Manage the state database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@pass_state
+def db_upgrade(state: CliState, revision: str) -> None:
+    """Create or migrate the state database to the newest schema."""
+    engine = make_engine(state.config.state_url)
+    migrate.upgrade(engine, revision)
+    click.echo(f"state database at revision {migrate.current_revision(engine)}")
+
+
+@db.command("current")
+@pass_state
+def db_current(state: CliState) -> None:
+    """Print the schema revision of the state database and the newest one."""
+    engine = make_engine(state.config.state_url)
+    current = migrate.current_revision(engine) or "none (empty database)"
+    click.echo(f"current: {current}\nhead:    {migrate.head_revision()}")
+
+
+@main.command()
+@click.option("--full", is_flag=True, help="Send every current member 'on', whatever the state.")
+@click.option("--force", is_flag=True, help="Override the guards (empty snapshot, mass removal).")
+@pass_state
+def run(state: CliState, full: bool, force: bool) -> None:
+    """Sync every audience: read, diff, submit the changes, confirm what Listrak accepted."""
+    job = state.job()
+    try:
+        outcome = job.run(trigger="full" if full else "manual", full=full, force=force)
+    finally:
+        _print_last_run(job)
+    if outcome.status != "succeeded":
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--full", is_flag=True, help="Plan as a full sync would.")
+@pass_state
+def plan(state: CliState, full: bool) -> None:
+    """Show what a run would change; sends nothing to Listrak."""
+    job = state.job()
+    outcome = job.run(full=full, dry_run=True, force=True)
+    click.echo(format_run(summarize_run(job.engine, outcome.run_id)))
+    click.echo(f"(planned only: nothing was sent; see run {outcome.run_id} in the ledger)")
+
+
+@main.command()
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo"),
+    show_default=True,
+    help="Where the demo writes its config, member files and state database.",
+)
+def demo(workdir: Path) -> None:
+    """Run the job twice against a local sandbox with sample audiences."""
+    from audience_sync.demo import run_demo
+
+    run_demo(workdir, echo=click.echo)
+
+
+def _print_last_run(job: SyncJob) -> None:
+    from audience_sync.pipeline import latest_run_id
+
+    run_id = latest_run_id(job.engine)
+    if run_id is not None:
+        click.echo(format_run(summarize_run(job.engine, run_id)))
+
+
+def _register_optional_commands() -> None:
+    try:
+        from audience_sync.sandbox.cli import sandbox_command
+    except ImportError:  # pragma: no cover - the sandbox package is part of the project
+        return
+    main.add_command(sandbox_command)
+
+
+_register_optional_commands()

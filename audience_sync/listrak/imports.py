@@ -1,0 +1,107 @@
+"""Pure: turn planned changes into Listrak import files (CSV bytes, mappings, names, parts)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from audience_sync.listrak.models import (
+    ContactSegmentationFieldValue,
+    ContactSegmentationFieldValues,
+    ImportFile,
+    ImportFileMapping,
+)
+
+EMAIL_HEADER = "EmailAddress"
+DELIMITER = ","
+TEXT_QUALIFIER = '"'
+
+
+@dataclass(frozen=True)
+class ImportPart:
+    """One import file's worth of ``(email, value)`` rows, in email order."""
+
+    part: int
+    body: bytes
+    first_email: str
+    last_email: str
+    row_count: int
+
+
+def import_file_name(run_id: int, audience_key: str, field_id: int, part: int) -> str:
+    """Deterministic, so a resumed run can find an import whose POST answer was lost."""
+    return f"audience-sync_run{run_id}_{audience_key}_field{field_id}_part{part}.csv"
+
+
+def split_into_parts(
+    rows: Iterable[tuple[str, str]], *, column_name: str, max_bytes: int
+) -> Iterator[ImportPart]:
+    """Write rows as CSV (with a header), starting a new part before ``max_bytes`` is exceeded."""
+    header = _csv_line((EMAIL_HEADER, column_name))
+    part = 1
+    buffer = io.BytesIO()
+    first = last = ""
+    count = 0
+    for email, value in rows:
+        line = _csv_line((email, value))
+        if count and buffer.tell() + len(line) > max_bytes:
+            yield ImportPart(part, buffer.getvalue(), first, last, count)
+            part += 1
+            buffer = io.BytesIO()
+            count = 0
+        if count == 0:
+            buffer.write(header)
+            first = email
+        buffer.write(line)
+        last = email
+        count += 1
+    if count:
+        yield ImportPart(part, buffer.getvalue(), first, last, count)
+
+
+def build_import_file(part: ImportPart, *, file_name: str, field_id: int) -> ImportFile:
+    """An ``UpdateSubscribers`` import: it updates contacts already on the list, never adds."""
+    return ImportFile(
+        fileName=file_name,
+        fileDelimiter=DELIMITER,
+        textQualifier=TEXT_QUALIFIER,
+        hasColumnNames=True,
+        fileStream=base64.b64encode(part.body).decode("ascii"),
+        fileMappings=[
+            ImportFileMapping(fileColumn=0, fileColumnType="Email"),
+            ImportFileMapping(
+                fileColumn=1, fileColumnType="SegmentationField", segmentationFieldId=field_id
+            ),
+        ],
+        importType="UpdateSubscribers",
+        segmentationImportType="Update",
+        suppressEmailNotifications=True,
+        triggerJourney=False,
+        includeUnsubscribed=False,
+    )
+
+
+def field_value_batch(
+    rows: Iterable[tuple[str, str]], *, field_id: int
+) -> list[ContactSegmentationFieldValues]:
+    """The JSON body of ``POST /List/{id}/Contact/SegmentationField`` for some rows."""
+    return [
+        ContactSegmentationFieldValues(
+            emailAddress=email,
+            segmentationFieldValues=[
+                ContactSegmentationFieldValue(segmentationFieldId=field_id, value=value)
+            ],
+        )
+        for email, value in rows
+    ]
+
+
+def _csv_line(values: tuple[str, str]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, delimiter=DELIMITER, quotechar=TEXT_QUALIFIER, lineterminator="\r\n").writerow(
+        values
+    )
+    return out.getvalue().encode("utf-8")

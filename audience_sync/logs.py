@@ -1,0 +1,78 @@
+"""Logging: one logger tree (``audience_sync``), events with structured extras, text or JSON.
+
+A filter on the handler masks email addresses and removes bearer tokens and secrets from every
+record, including its extras, so nothing sensitive reaches a log line whatever the caller passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import TextIO
+
+from pythonjsonlogger.json import JsonFormatter
+
+from audience_sync.normalize import mask_email
+
+EMAIL_PATTERN = re.compile(r"([A-Za-z0-9._%+\-']+)@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
+BEARER_PATTERN = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]+")
+SECRET_PATTERN = re.compile(r"(?i)((?:client_secret|access_token|password)[\"'=:\s]+)[^\s&\"',}]+")
+
+_STANDARD_ATTRS = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
+)
+
+
+def redact(text: str) -> str:
+    text = BEARER_PATTERN.sub(r"\1[redacted]", text)
+    text = SECRET_PATTERN.sub(r"\1[redacted]", text)
+    return EMAIL_PATTERN.sub(lambda m: mask_email(m.group(0)), text)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD_ATTRS and isinstance(value, str):
+                setattr(record, key, redact(value))
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``time level event key=value ...``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(
+            f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS
+        )
+        line = f"{self.formatTime(record)} {record.levelname:<7} {record.getMessage()}"
+        if extras:
+            line += f" {extras}"
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        return line
+
+
+def configure_logging(
+    *, level: str = "INFO", fmt: str = "text", stream: TextIO | None = None
+) -> logging.Handler:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    formatter: logging.Formatter
+    if fmt == "json":
+        formatter = JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    else:
+        formatter = TextFormatter()
+    handler.setFormatter(formatter)
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger("audience_sync")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    root.propagate = False
+    return handler

@@ -1,0 +1,126 @@
+"""What a run did, per audience, read back from the ledger (used by the CLI and the demo)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from audience_sync.state.tables import audiences, run_audiences, run_changes, sync_runs
+
+
+@dataclass
+class AudienceSummary:
+    key: str
+    status: str
+    snapshot: int
+    invalid: int
+    turned_on: int = 0
+    turned_off: int = 0
+    unchanged: int = 0
+    parked: int = 0
+    pending: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    trigger: str
+    status: str
+    error: str | None
+    audiences: list[AudienceSummary]
+
+
+def summarize_run(engine: Engine, run_id: int) -> RunSummary:
+    with engine.connect() as conn:
+        run = conn.execute(select(sync_runs).where(sync_runs.c.id == run_id)).one()
+        rows = conn.execute(
+            select(run_audiences, audiences.c.key)
+            .join(audiences, audiences.c.id == run_audiences.c.audience_id)
+            .where(run_audiences.c.run_id == run_id)
+            .order_by(audiences.c.key)
+        ).all()
+        changes = conn.execute(
+            select(
+                run_changes.c.audience_id,
+                run_changes.c.action,
+                run_changes.c.status,
+                run_changes.c.reason,
+                func.count(),
+            )
+            .where(run_changes.c.run_id == run_id)
+            .group_by(
+                run_changes.c.audience_id,
+                run_changes.c.action,
+                run_changes.c.status,
+                run_changes.c.reason,
+            )
+        ).all()
+    summaries = []
+    for row in rows:
+        summary = AudienceSummary(
+            key=row.key,
+            status=row.status,
+            snapshot=row.snapshot_count,
+            invalid=row.invalid_count,
+            unchanged=row.unchanged_count,
+            parked=row.parked_count,
+            error=row.error,
+        )
+        for audience_id, action, status, reason, count in changes:
+            if audience_id != row.audience_id:
+                continue
+            if status == "confirmed":
+                if action == "on":
+                    summary.turned_on += count
+                else:
+                    summary.turned_off += count
+            elif status == "skipped":
+                key = reason or "skipped"
+                summary.skipped[key] = summary.skipped.get(key, 0) + count
+            elif status in ("failed", "aborted"):
+                key = reason or status
+                summary.failed[key] = summary.failed.get(key, 0) + count
+            else:
+                summary.pending += count
+        summaries.append(summary)
+    return RunSummary(run.id, run.trigger, run.status, run.error, summaries)
+
+
+def format_run(summary: RunSummary) -> str:
+    lines = [f"run {summary.run_id} ({summary.trigger}): {summary.status}"]
+    if summary.error:
+        lines.append(f"  error: {summary.error}")
+    for a in summary.audiences:
+        lines.append(
+            f"  {a.key}: members {a.snapshot}, turned on {a.turned_on}, turned off "
+            f"{a.turned_off}, unchanged {a.unchanged}, parked (not re-sent) {a.parked}"
+            + (f", invalid emails {a.invalid}" if a.invalid else "")
+            + (f", pending {a.pending}" if a.pending else "")
+        )
+        for reason, count in sorted(a.skipped.items()):
+            lines.append(f"      skipped {count}: {reason}")
+        for reason, count in sorted(a.failed.items()):
+            lines.append(f"      not applied {count}: {reason}")
+        if a.error:
+            lines.append(f"      error: {a.error}")
+    return "\n".join(lines)
+
+
+def to_json(summary: RunSummary) -> str:
+    return json.dumps(
+        {
+            "run_id": summary.run_id,
+            "trigger": summary.trigger,
+            "status": summary.status,
+            "error": summary.error,
+            "audiences": [a.__dict__ for a in summary.audiences],
+        },
+        indent=2,
+        sort_keys=True,
+    )

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from audience_sync.config import load_config, load_credentials, resolve_sqlite_path
+from audience_sync.errors import ConfigError
+
+MINIMAL = """
+[state]
+url = "sqlite:///audience-sync.db"
+
+[listrak]
+api_url = "https://api.listrak.com/email/v1"
+auth_url = "https://auth.listrak.com/OAuth2/Token"
+
+[[audiences]]
+key = "first_time_shopper"
+list_id = 100
+profile_field_id = 200
+source = { kind = "csv", path = "members/first_time_shopper.csv", email_column = "email" }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "audience-sync.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_minimal_config_loads_with_paths_relative_to_the_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.state_url == f"sqlite:///{tmp_path.resolve()}/audience-sync.db"
+    assert config.base_dir == tmp_path.resolve()
+    assert config.settings.sync.retry_skipped_after == timedelta(hours=24)
+    assert config.settings.listrak.submit_via == "list_import"
+
+
+def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDIENCE_SYNC_CONFIG", str(write(tmp_path, MINIMAL)))
+    assert load_config(None).settings.audiences[0].key == "first_time_shopper"
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "message"),
+    [
+        (
+            "list_id = 100",
+            'list_id = "abc"',
+            "audiences[0].list_id: Input should be a valid integer",
+        ),
+        (
+            'key = "first_time_shopper"',
+            'key = "First Time"',
+            "audiences[0].key: String should match",
+        ),
+        (
+            "profile_field_id = 200",
+            "profile_field_id = 200\nlist = 3",
+            "audiences[0].list: unknown key",
+        ),
+        ('kind = "csv"', 'kind = "xls"', "audiences[0].source: Input tag 'xls' found using 'kind'"),
+        ('api_url = "https', 'api_url = "ftp', "listrak.api_url: expected an http(s) URL"),
+        ("list_id = 100\n", "", "audiences[0].list_id: required key is missing"),
+    ],
+)
+def test_invalid_config_names_the_key(tmp_path: Path, replace: str, by: str, message: str) -> None:
+    path = write(tmp_path, MINIMAL.replace(replace, by, 1))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert message in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[state\n"))
+
+
+def test_duplicate_audience_keys_rejected(tmp_path: Path) -> None:
+    audience = MINIMAL[MINIMAL.index("[[audiences]]") :]
+    with pytest.raises(ConfigError, match="repeated: first_time_shopper"):
+        load_config(write(tmp_path, MINIMAL + audience))
+
+
+def test_credentials_only_from_environment() -> None:
+    with pytest.raises(
+        ConfigError, match="LISTRAK_CLIENT_ID and LISTRAK_CLIENT_SECRET must be set"
+    ):
+        load_credentials({})
+    creds = load_credentials({"LISTRAK_CLIENT_ID": "id", "LISTRAK_CLIENT_SECRET": "s3cret"})
+    assert creds.client_secret.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(creds)
+
+
+def test_sqlite_paths() -> None:
+    base = Path("/srv/sync")
+    assert resolve_sqlite_path("sqlite:///state.db", base) == "sqlite:////srv/sync/state.db"
+    assert resolve_sqlite_path("sqlite:////abs/state.db", base) == "sqlite:////abs/state.db"
+    assert resolve_sqlite_path("sqlite://", base) == "sqlite://"
+    pg = "postgresql+psycopg://u@h/db"
+    assert resolve_sqlite_path(pg, base) == pg

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import base64
+import csv
+import io
+
+from audience_sync.listrak.imports import (
+    build_import_file,
+    field_value_batch,
+    import_file_name,
+    split_into_parts,
+)
+from audience_sync.listrak.models import ImportFile
+
+
+def rows(n: int) -> list[tuple[str, str]]:
+    return [(f"user{i:04d}@example.com", "on" if i % 2 else "off") for i in range(n)]
+
+
+def test_one_part_holds_header_and_rows() -> None:
+    (part,) = list(split_into_parts(rows(3), column_name="vip", max_bytes=10_000))
+    parsed = list(csv.reader(io.StringIO(part.body.decode())))
+    assert parsed == [
+        ["EmailAddress", "vip"],
+        ["user0000@example.com", "off"],
+        ["user0001@example.com", "on"],
+        ["user0002@example.com", "off"],
+    ]
+    assert (part.first_email, part.last_email, part.row_count) == (
+        "user0000@example.com",
+        "user0002@example.com",
+        3,
+    )
+
+
+def test_parts_stay_under_the_byte_limit_and_lose_no_row() -> None:
+    parts = list(split_into_parts(rows(1000), column_name="vip", max_bytes=2_000))
+    assert len(parts) > 1
+    assert all(len(p.body) <= 2_000 for p in parts)
+    assert [p.part for p in parts] == list(range(1, len(parts) + 1))
+    assert sum(p.row_count for p in parts) == 1000
+    emails = [r[0] for p in parts for r in list(csv.reader(io.StringIO(p.body.decode())))[1:]]
+    assert emails == [e for e, _ in rows(1000)]
+
+
+def test_no_rows_no_parts() -> None:
+    assert list(split_into_parts([], column_name="vip", max_bytes=2_000)) == []
+
+
+def test_import_file_updates_subscribers_only() -> None:
+    (part,) = list(split_into_parts(rows(2), column_name="vip", max_bytes=10_000))
+    body = build_import_file(part, file_name="f.csv", field_id=456)
+    assert isinstance(body, ImportFile)
+    assert body.importType == "UpdateSubscribers"
+    assert body.segmentationImportType == "Update"
+    assert body.includeUnsubscribed is False
+    assert base64.b64decode(body.fileStream) == part.body
+    mappings = [m.model_dump(exclude_none=True) for m in body.fileMappings]
+    assert mappings == [
+        {"fileColumn": 0, "fileColumnType": "Email"},
+        {"fileColumn": 1, "fileColumnType": "SegmentationField", "segmentationFieldId": 456},
+    ]
+
+
+def test_file_names_are_deterministic_and_distinct() -> None:
+    assert import_file_name(7, "vip", 456, 1) == import_file_name(7, "vip", 456, 1)
+    assert import_file_name(7, "vip", 456, 1) != import_file_name(7, "vip", 456, 2)
+    assert import_file_name(7, "vip", 456, 1) != import_file_name(8, "vip", 456, 1)
+
+
+def test_json_route_batch() -> None:
+    batch = field_value_batch([("a@x.com", "on")], field_id=9)
+    assert [b.model_dump() for b in batch] == [
+        {
+            "emailAddress": "a@x.com",
+            "segmentationFieldValues": [{"segmentationFieldId": 9, "value": "on"}],
+        }
+    ]
