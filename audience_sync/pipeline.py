@@ -317,15 +317,29 @@ class SyncJob:
                     try:
                         self._post_part(import_row_id, audience, part, name)
                     except PayloadTooLargeError:
+                        self._release_part(import_row_id, "404: body over Listrak's size limit")
                         if part.row_count <= 1:
                             raise
-                        self._release_part(import_row_id, "body over Listrak's size limit")
-                        max_bytes = max(len(part.body) // 2, 1000)
+                        self._check_list_exists(audience)
+                        max_bytes = len(part.body) // 2
                         too_large = True
                         break
                     import_rows.append(import_row_id)
             if not too_large:
                 return import_rows
+
+    def _check_list_exists(self, audience: AudienceSettings) -> None:
+        """Tell a missing list (a real 404) from a body over the size limit (also a 404)."""
+        try:
+            self.client.get_list(audience.list_id)
+        except FatalListrakError as exc:
+            if exc.status == 404:
+                raise FatalListrakError(
+                    f"audience {audience.key!r}: Listrak has no list {audience.list_id}",
+                    status=404,
+                    code=exc.code,
+                ) from None
+            raise
 
     def _record_part(
         self, run_id: int, prepared: PreparedAudience, part: ImportPart, number: int, name: str

@@ -246,25 +246,25 @@ class ListrakClient:
     # --- lists and profile fields -----------------------------------------------------------
 
     def lists(self) -> list[ListInfo]:
-        return list(self._paged(ListInfo, "/v1/List"))
+        return list(self._paged(ListInfo, "/List"))
 
     def get_list(self, list_id: int) -> ListInfo:
-        return self._get_resource(ListInfo, f"/v1/List/{list_id}")
+        return self._get_resource(ListInfo, f"/List/{list_id}")
 
     def field_groups(self, list_id: int) -> list[SegmentationFieldGroup]:
         return list(
-            self._paged(SegmentationFieldGroup, f"/v1/List/{list_id}/SegmentationFieldGroup")
+            self._paged(SegmentationFieldGroup, f"/List/{list_id}/SegmentationFieldGroup")
         )
 
     def create_field_group(self, list_id: int, group: SegmentationFieldGroupCreate) -> int:
-        return self._create(f"/v1/List/{list_id}/SegmentationFieldGroup", group)
+        return self._create(f"/List/{list_id}/SegmentationFieldGroup", group)
 
     def fields(self, list_id: int, group_id: int) -> list[SegmentationField]:
-        path = f"/v1/List/{list_id}/SegmentationFieldGroup/{group_id}/SegmentationField"
+        path = f"/List/{list_id}/SegmentationFieldGroup/{group_id}/SegmentationField"
         return list(self._paged(SegmentationField, path))
 
     def create_field(self, list_id: int, group_id: int, field: SegmentationFieldCreate) -> int:
-        path = f"/v1/List/{list_id}/SegmentationFieldGroup/{group_id}/SegmentationField"
+        path = f"/List/{list_id}/SegmentationFieldGroup/{group_id}/SegmentationField"
         return self._create(path, field)
 
     def _create(self, path: str, body: BaseModel) -> int:
@@ -282,7 +282,7 @@ class ListrakClient:
         params: dict[str, str | int] = {"segmentationFieldIds": ",".join(map(str, field_ids))}
         if subscription_state:
             params["subscriptionState"] = subscription_state
-        return self._paged(Contact, f"/v1/List/{list_id}/Contact", params)
+        return self._paged(Contact, f"/List/{list_id}/Contact", params)
 
     def post_field_values(
         self, list_id: int, contacts: list[ContactSegmentationFieldValues]
@@ -290,7 +290,7 @@ class ListrakClient:
         """The beta JSON route; re-sending it is harmless (setting a value twice is a no-op)."""
         body = [c.model_dump(exclude_none=True) for c in contacts]
         response = self._call(
-            "POST", f"/v1/List/{list_id}/Contact/SegmentationField", json=body, idempotent=True
+            "POST", f"/List/{list_id}/Contact/SegmentationField", json=body, idempotent=True
         )
         return _parse(ResourceCreated, response).resourceId
 
@@ -299,28 +299,28 @@ class ListrakClient:
     def post_import(self, list_id: int, import_file: ImportFile) -> str:
         """POST an import once. A lost answer raises AnswerLostError: look it up by name."""
         response = self._call(
-            "POST", f"/v1/List/{list_id}/ListImport", json=import_file.model_dump(exclude_none=True)
+            "POST", f"/List/{list_id}/ListImport", json=import_file.model_dump(exclude_none=True)
         )
         return _parse(ResourceCreated, response).resourceId
 
     def find_import(self, list_id: int, file_name: str) -> str | None:
-        for item in self._paged(ListImport, f"/v1/List/{list_id}/ListImport"):
+        for item in self._paged(ListImport, f"/List/{list_id}/ListImport"):
             if item.importFileName == file_name:
                 return str(item.importFileId)
         return None
 
     def import_status(self, list_id: int, import_id: str) -> ListImportStatus:
         return self._get_resource(
-            ListImportStatus, f"/v1/List/{list_id}/ListImport/{import_id}/Status"
+            ListImportStatus, f"/List/{list_id}/ListImport/{import_id}/Status"
         )
 
     def import_summary(self, list_id: int, import_id: str) -> ListImportSummary:
         return self._get_resource(
-            ListImportSummary, f"/v1/List/{list_id}/ListImport/{import_id}/Summary"
+            ListImportSummary, f"/List/{list_id}/ListImport/{import_id}/Summary"
         )
 
     def import_contacts(self, list_id: int, import_id: str) -> Iterator[ListImportContact]:
-        return self._paged(ListImportContact, f"/v1/List/{list_id}/ListImport/{import_id}/Contact")
+        return self._paged(ListImportContact, f"/List/{list_id}/ListImport/{import_id}/Contact")
 
 
 def _parse(model: type[M], response: httpx.Response) -> M:
