@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from urllib.parse import parse_qs
 
 from pydantic import TypeAdapter
@@ -52,7 +53,7 @@ async def token(request: Request) -> Response:
     client_id = form.get("client_id", [""])[0]
     client_secret = form.get("client_secret", [""])[0]
     access_token, lifetime = _world(request).issue_token(client_id, client_secret)
-    body = {"access_token": access_token, "token_type": "Bearer", "expires_in": int(lifetime)}
+    body = {"access_token": access_token, "token_type": "Bearer", "expires_in": math.ceil(lifetime)}
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
