@@ -35,11 +35,13 @@ class CliState:
             self._config = load_config(self.config_path)
         return self._config
 
-    def job(self) -> SyncJob:
+    def job(self, *, talks_to_listrak: bool = True) -> SyncJob:
+        """Credentials are checked up front, before any work, when the command needs them."""
         config = self.config
+        credentials = load_credentials() if talks_to_listrak else None
 
         def client() -> ListrakClient:
-            return ListrakClient.build(config.settings.listrak, load_credentials())
+            return ListrakClient.build(config.settings.listrak, credentials or load_credentials())
 
         return SyncJob(config, client_factory=client, show_progress=self.show_progress)
 
@@ -133,7 +135,7 @@ def run(state: CliState, full: bool, force: bool) -> None:
 @pass_state
 def plan(state: CliState, full: bool) -> None:
     """Show what a run would change; sends nothing to Listrak."""
-    job = state.job()
+    job = state.job(talks_to_listrak=False)
     outcome = job.run(full=full, dry_run=True, force=True)
     click.echo(format_run(summarize_run(job.engine, outcome.run_id)))
     click.echo(f"(planned only: nothing was sent; see run {outcome.run_id} in the ledger)")

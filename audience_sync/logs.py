@@ -17,7 +17,9 @@ from audience_sync.normalize import mask_email
 
 EMAIL_PATTERN = re.compile(r"([A-Za-z0-9._%+\-']+)@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
 BEARER_PATTERN = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]+")
-SECRET_PATTERN = re.compile(r"(?i)((?:client_secret|access_token|password)[\"'=:\s]+)[^\s&\"',}]+")
+SECRET_PATTERN = re.compile(
+    r"(?i)((?:client_secret|access_token|password)\"?\s*[:=]\s*\"?)[^\s&\",}]+"
+)
 
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}

@@ -20,7 +20,7 @@ from audience_sync.state.tables import memberships, run_changes
 
 LIST_ID = 100
 CLIENT_ID = "sandbox-client"
-CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - the sandbox's default credential
+CLIENT_SECRET = "sandbox-secret"
 
 FAST_LISTRAK = {
     "poll_interval_seconds": 0.02,
@@ -42,7 +42,9 @@ class Harness:
 
     # --- Listrak side -------------------------------------------------------------------
 
-    def add_contacts(self, subscribed: Iterable[str] = (), unsubscribed: Iterable[str] = ()) -> None:
+    def add_contacts(
+        self, subscribed: Iterable[str] = (), unsubscribed: Iterable[str] = ()
+    ) -> None:
         contacts = [{"emailAddress": e, "subscriptionState": "Subscribed"} for e in subscribed]
         contacts += [{"emailAddress": e, "subscriptionState": "Unsubscribed"} for e in unsubscribed]
         self.sandbox.world.upsert_contacts(LIST_ID, contacts)
@@ -59,9 +61,7 @@ class Harness:
     # --- our side -------------------------------------------------------------------------
 
     def add_audience(self, key: str, field_id: int, members: Iterable[str]) -> None:
-        self.sandbox.world.add_field(
-            LIST_ID, field_id=field_id, name=key, data_type="CheckBox", group_name="Engage Audiences"
-        ) if hasattr(self.sandbox.world, "add_field") else None
+        self.sandbox.world.add_field(LIST_ID, key, field_id=field_id)
         self.audiences[key] = field_id
         self.set_members(key, members)
 
@@ -130,7 +130,9 @@ class Harness:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(
-                    run_changes.c.email, run_changes.c.action, run_changes.c.status,
+                    run_changes.c.email,
+                    run_changes.c.action,
+                    run_changes.c.status,
                     run_changes.c.reason,
                 ).where(run_changes.c.run_id == run_id)
             )

@@ -209,13 +209,15 @@ class ListrakClient:
         is_idempotent = method == "GET" if idempotent is None else idempotent
 
         def attempt() -> httpx.Response:
+            headers = self._auth()
             try:
-                return self._send(method, url, params=params, json=json, headers=self._auth())
+                return self._send(method, url, params=params, json=json, headers=headers)
             except AuthenticationError:
                 logger.info("listrak.token_refresh", extra={"path": path})
                 self._token = None
+                headers = self._auth()
                 try:
-                    return self._send(method, url, params=params, json=json, headers=self._auth())
+                    return self._send(method, url, params=params, json=json, headers=headers)
                 except AuthenticationError as exc:
                     raise AuthenticationError(
                         f"Listrak refused a fresh token for {method} {path}; giving up",
@@ -252,9 +254,7 @@ class ListrakClient:
         return self._get_resource(ListInfo, f"/List/{list_id}")
 
     def field_groups(self, list_id: int) -> list[SegmentationFieldGroup]:
-        return list(
-            self._paged(SegmentationFieldGroup, f"/List/{list_id}/SegmentationFieldGroup")
-        )
+        return list(self._paged(SegmentationFieldGroup, f"/List/{list_id}/SegmentationFieldGroup"))
 
     def create_field_group(self, list_id: int, group: SegmentationFieldGroupCreate) -> int:
         return self._create(f"/List/{list_id}/SegmentationFieldGroup", group)

@@ -1,0 +1,3 @@
+from audience_sync.cli import main
+
+main()
