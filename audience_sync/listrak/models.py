@@ -12,20 +12,33 @@ from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
-IMPORT_TYPES = ("AddSubscribers", "AddSubscribersAndSegmentationData", "RemoveSubscribers",
-                "UpdateSubscribers")
+IMPORT_TYPES = (
+    "AddSubscribers",
+    "AddSubscribersAndSegmentationData",
+    "RemoveSubscribers",
+    "UpdateSubscribers",
+)
 SEGMENTATION_IMPORT_TYPES = ("Update", "Append", "Overwrite")
 FILE_COLUMN_TYPES = ("Email", "SegmentationField", "Event", "ExternalContactID")
-FIELD_DATA_TYPES = ("Text", "Numeric", "RadioButton", "CheckBox", "CommentArea", "Date",
-                    "ContentBlock")
+FIELD_DATA_TYPES = (
+    "Text",
+    "Numeric",
+    "RadioButton",
+    "CheckBox",
+    "CommentArea",
+    "Date",
+    "ContentBlock",
+)
 CHECKBOX_VALUES = ("on", "off")
 
-ImportType = Literal["AddSubscribers", "AddSubscribersAndSegmentationData", "RemoveSubscribers",
-                     "UpdateSubscribers"]
+ImportType = Literal[
+    "AddSubscribers", "AddSubscribersAndSegmentationData", "RemoveSubscribers", "UpdateSubscribers"
+]
 SegmentationImportType = Literal["Update", "Append", "Overwrite"]
 FileColumnType = Literal["Email", "SegmentationField", "Event", "ExternalContactID"]
-FieldDataType = Literal["Text", "Numeric", "RadioButton", "CheckBox", "CommentArea", "Date",
-                        "ContentBlock"]
+FieldDataType = Literal[
+    "Text", "Numeric", "RadioButton", "CheckBox", "CommentArea", "Date", "ContentBlock"
+]
 
 
 class RequestModel(BaseModel):
