@@ -191,7 +191,7 @@ def stream_members(
     notes["profiles_without_email"] = 0
     query = members_query(events, columns, audience_key)
     with open_stream(connection, query, chunk_size) as result:
-        for rows in result.partitions():
+        for rows in result.partitions(chunk_size):
             emails = [as_raw_email(row.email) for row in rows]
             notes["profiles_without_email"] += emails.count(None)
             chunk: list[str | None] = [e for e in emails if e is not None]

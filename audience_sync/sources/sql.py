@@ -78,11 +78,19 @@ def resolve_sqlite_file(url: URL, base_dir: Path) -> URL:
 
 
 def describe_url(template: str) -> str:
-    """A loggable form of the (uninterpolated) URL: password hidden, ``${VAR}`` names kept."""
-    try:
-        return make_url(template).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return template.split("://", 1)[0] + "://…"
+    """A loggable form of the (uninterpolated) URL: any password becomes ``***``.
+
+    Works on the text, so ``${VAR}`` names stay readable and a URL too broken to parse still
+    never shows its password.
+    """
+    scheme, separator, rest = template.partition("://")
+    if not separator:
+        return scheme.split(":", 1)[0] + ":…"
+    at = rest.split("?", 1)[0].rfind("@")
+    if at < 0 or ":" not in rest[:at]:
+        return template
+    user = rest[:at].split(":", 1)[0]
+    return f"{scheme}://{user}:***{rest[at:]}"
 
 
 def error_line(exc: BaseException) -> str:
@@ -127,9 +135,9 @@ def warehouse_connection(
 def open_stream(
     connection: Connection, statement: Executable, chunk_size: int
 ) -> CursorResult[Any]:
-    """Execute with a server-side cursor; ``partitions()`` then yields ``chunk_size`` rows."""
-    return connection.execution_options(stream_results=True, yield_per=chunk_size).execute(
-        statement
+    """Execute with a server-side cursor; read it with ``partitions(chunk_size)``."""
+    return connection.execute(
+        statement, execution_options={"stream_results": True, "yield_per": chunk_size}
     )
 
 
@@ -177,7 +185,7 @@ class SqlSource:
             open_stream(connection, statement, chunk_size) as result,
         ):
             index = self._email_index(list(result.keys()))
-            for rows in result.partitions():
+            for rows in result.partitions(chunk_size):
                 self._notes["rows"] += len(rows)
                 yield [as_raw_email(row[index]) for row in rows]
 
