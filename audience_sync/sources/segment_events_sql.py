@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.expression import TableClause
+from sqlalchemy.sql.expression import CTE, TableClause
 
 from audience_sync.sources.segment_rules import MEMBERSHIP_EVENTS
 from audience_sync.sources.specs import EventColumns, SegmentEventsSqlSourceSpec
@@ -78,11 +78,10 @@ def _expressions(events: TableClause, c: EventColumns, audience_key: str) -> _Ex
     return _Exprs(profile, order_time, email, membership, usable)
 
 
-def members_query(events: TableClause, c: EventColumns, audience_key: str) -> Executable:
-    """Rows ``(profile, email)`` of the profiles whose latest membership row says member."""
+def _copies(events: TableClause, c: EventColumns, x: _Exprs) -> CTE:
+    """Usable membership rows, numbered within each (profile, messageId): copy 1 is kept."""
     col = events.c
-    x = _expressions(events, c, audience_key)
-    copies = (
+    return (
         select(
             x.profile.label("profile"),
             col[c.value].label("value"),
@@ -92,7 +91,7 @@ def members_query(events: TableClause, c: EventColumns, audience_key: str) -> Ex
             col[c.received_at].label("received_at"),
             func.row_number()
             .over(
-                partition_by=col[c.message_id],
+                partition_by=[x.profile, col[c.message_id]],
                 order_by=[
                     col[c.received_at].asc().nulls_last(),
                     col[c.timestamp].asc().nulls_last(),
@@ -105,6 +104,13 @@ def members_query(events: TableClause, c: EventColumns, audience_key: str) -> Ex
         .where(x.usable)
         .cte("copies")
     )
+
+
+def members_query(events: TableClause, c: EventColumns, audience_key: str) -> Executable:
+    """Rows ``(profile, email)`` of the profiles whose latest membership row says member."""
+    col = events.c
+    x = _expressions(events, c, audience_key)
+    copies = _copies(events, c, x)
     ranked = (
         select(
             copies.c.profile,
@@ -118,6 +124,7 @@ def members_query(events: TableClause, c: EventColumns, audience_key: str) -> Ex
                     copies.c.received_at.desc().nulls_last(),
                     copies.c.message_id.desc().nulls_last(),
                     copies.c.value.asc(),
+                    copies.c.email.desc().nulls_last(),
                 ],
             )
             .label("rank"),
@@ -161,22 +168,30 @@ def members_query(events: TableClause, c: EventColumns, audience_key: str) -> Ex
 
 def counts_query(events: TableClause, c: EventColumns, audience_key: str) -> Executable:
     """Counters of the membership rows: total, unusable, duplicated messages, profiles."""
-    col = events.c
     x = _expressions(events, c, audience_key)
-
-    def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-    usable_id = case((x.usable, col[c.message_id]), else_=None)
-    return select(
-        count_if(x.membership).label("membership_events"),
-        count_if(and_(x.membership, x.profile.is_(None))).label("events_without_profile"),
-        count_if(and_(x.membership, x.profile.is_not(None), x.order_time.is_(None))).label(
-            "events_without_timestamp"
+    copies = _copies(events, c, x)
+    rows = (
+        select(
+            _count_if(x.membership).label("membership_events"),
+            _count_if(x.profile.is_(None)).label("events_without_profile"),
+            _count_if(and_(x.profile.is_not(None), x.order_time.is_(None))).label(
+                "events_without_timestamp"
+            ),
+        )
+        .where(x.membership)
+        .subquery("membership_rows")
+    )
+    repeats = select(
+        _count_if(and_(copies.c.message_id.is_not(None), copies.c.copy > 1)).label(
+            "duplicate_messages"
         ),
-        (func.count(usable_id) - func.count(func.distinct(usable_id))).label("duplicate_messages"),
-        func.count(func.distinct(case((x.usable, x.profile), else_=None))).label("profiles"),
-    ).where(x.membership)
+        func.count(func.distinct(copies.c.profile)).label("profiles"),
+    ).subquery("repeats")
+    return select(rows, repeats).select_from(rows.join(repeats, true()))
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
 def stream_members(

@@ -186,7 +186,7 @@ def _recency(event: FlatEvent) -> tuple[Any, ...]:
 
 
 def dedupe_messages(events: Iterable[FlatEvent]) -> list[FlatEvent]:
-    """One row per messageId (see :func:`_copy_rank`); rows without a messageId all stay."""
+    """One row per messageId of a profile (see :func:`_copy_rank`); rows without one all stay."""
     kept: dict[str, FlatEvent] = {}
     anonymous: list[FlatEvent] = []
     for event in events:
@@ -200,7 +200,8 @@ def dedupe_messages(events: Iterable[FlatEvent]) -> list[FlatEvent]:
 def decide_profile(events: Iterable[FlatEvent], audience_key: str) -> Decision | None:
     """The membership of one profile from all its rows; ``None`` if none states membership.
 
-    The latest membership row wins (by :func:`_recency`; on a full tie, exit wins). Rows
+    The latest membership row wins (by :func:`_recency`; on a full tie exit wins, then the
+    row with the greater email). Rows
     without any time cannot be ordered and are ignored for membership. The email is the
     winner's, else that of the latest row of the profile carrying one.
     """
@@ -210,7 +211,9 @@ def decide_profile(events: Iterable[FlatEvent], audience_key: str) -> Decision |
     )
     if not candidates:
         return None
-    winner = max(candidates, key=lambda e: (*_recency(e), not e.value))
+    winner = max(
+        candidates, key=lambda e: (*_recency(e), not e.value, e.email is not None, e.email or "")
+    )
     email = winner.email
     if email is None:
         with_email = [e for e in rows if e.email is not None]
