@@ -111,7 +111,11 @@ def error_cause(exc: BaseException, resolved: ResolvedUrl) -> str:
 def warehouse_connection(
     url_template: str, *, base_dir: Path, audience_key: str, environ: Mapping[str, str]
 ) -> Iterator[tuple[Connection, ResolvedUrl]]:
-    """A connection from a dedicated engine, disposed afterwards; failures become SourceError."""
+    """A connection from a dedicated engine, disposed afterwards; failures become SourceError.
+
+    The driver's exception is not chained (``from None``): its text and SQLAlchemy's echo of
+    statement and parameters could carry credentials into tracebacks and logs.
+    """
     resolved = interpolate_env(url_template, environ, audience_key)
     try:
         engine = create_engine(resolve_sqlite_file(resolved.url, base_dir))
