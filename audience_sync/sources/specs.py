@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_$]*$"
+_TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$"
+
+ParamValue = str | int | float | bool
 
 
 class _Spec(BaseModel):
@@ -21,4 +26,79 @@ class CsvSourceSpec(_Spec):
     encoding: str = "utf-8"
 
 
-SourceSpec = Annotated[CsvSourceSpec, Field(discriminator="kind")]
+class ParquetSourceSpec(_Spec):
+    """Parquet file(s): a path or glob; compression inside the file (gzip, snappy, zstd...)."""
+
+    kind: Literal["parquet"]
+    path: str = Field(min_length=1)
+    email_column: str = Field(default="email", min_length=1)
+
+
+class SqlSourceSpec(_Spec):
+    """A query against any SQLAlchemy URL returning one row per member.
+
+    ``url`` may contain ``${ENV_VAR}`` references, substituted verbatim from the environment
+    when the source is read. ``:audience_key`` and every name in ``params`` are bound
+    parameters of ``query``, never formatted into its text.
+    """
+
+    kind: Literal["sql"]
+    url: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+    email_column: str = Field(default="email", min_length=1)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _param_names(cls, params: dict[str, ParamValue]) -> dict[str, ParamValue]:
+        for name in params:
+            if name == "audience_key":
+                raise ValueError("'audience_key' is always bound to the audience's key")
+            if not _is_identifier(name):
+                raise ValueError(f"parameter name {name!r} is not an identifier")
+        return params
+
+
+class SegmentEventsSourceSpec(_Spec):
+    """JSON-lines archives of Segment messages (gzipped or not), one path or glob."""
+
+    kind: Literal["segment_events"]
+    path: str = Field(min_length=1)
+
+
+class EventColumns(_Spec):
+    """Column names of a flattened Segment events table (one row per message and audience)."""
+
+    message_id: str = Field(default="message_id", pattern=_IDENTIFIER)
+    user_id: str = Field(default="user_id", pattern=_IDENTIFIER)
+    anonymous_id: str = Field(default="anonymous_id", pattern=_IDENTIFIER)
+    type: str = Field(default="type", pattern=_IDENTIFIER)
+    event: str = Field(default="event", pattern=_IDENTIFIER)
+    audience_key: str = Field(default="audience_key", pattern=_IDENTIFIER)
+    value: str = Field(default="value", pattern=_IDENTIFIER)
+    email: str = Field(default="email", pattern=_IDENTIFIER)
+    timestamp: str = Field(default="timestamp", pattern=_IDENTIFIER)
+    received_at: str = Field(default="received_at", pattern=_IDENTIFIER)
+
+
+class SegmentEventsSqlSourceSpec(_Spec):
+    """The segment_events rules applied by the warehouse to a flattened table of events."""
+
+    kind: Literal["segment_events_sql"]
+    url: str = Field(min_length=1)
+    table: str = Field(pattern=_TABLE_NAME)
+    columns: EventColumns = EventColumns()
+
+
+def _is_identifier(name: str) -> bool:
+    return name.isidentifier() and name.isascii()
+
+
+SourceSpec = Annotated[
+    CsvSourceSpec
+    | ParquetSourceSpec
+    | SqlSourceSpec
+    | SegmentEventsSourceSpec
+    | SegmentEventsSqlSourceSpec,
+    Field(discriminator="kind"),
+]

@@ -10,7 +10,7 @@ UNSUBSCRIBED = "gone@example.com"
 
 def setup_first_time_shoppers(h: Harness) -> None:
     h.add_contacts(subscribed=SUBSCRIBED, unsubscribed=[UNSUBSCRIBED])
-    h.add_audience("first_time_shopper", 200, SUBSCRIBED + [UNSUBSCRIBED])
+    h.add_audience("first_time_shopper", 200, [*SUBSCRIBED, UNSUBSCRIBED])
 
 
 def test_first_run_turns_every_subscribed_member_on(harness: Harness) -> None:

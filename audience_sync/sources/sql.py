@@ -1,0 +1,209 @@
+"""Members from any SQLAlchemy database: a query with bound parameters, streamed in chunks.
+
+Credentials stay out of the config file, the state database and the logs: the URL may say
+``${WAREHOUSE_PASSWORD}`` and the value is read from the environment only when the source is
+read; :meth:`SqlSource.describe` and error messages mask it. Parameters (``:audience_key`` and
+the configured ``params``) are always bound by the driver, never formatted into the SQL text.
+
+An empty result is not an error here: the pipeline's empty-snapshot guard decides about it.
+Connection failures, SQL errors and a missing email column raise :class:`SourceError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, Connection, CursorResult, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.sql import Executable, TextClause
+
+from audience_sync.errors import SourceError
+from audience_sync.sources.specs import ParamValue, SqlSourceSpec
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MIN_MASKED_LENGTH = 3
+
+
+class ResolvedUrl:
+    """A database URL with its ``${VAR}`` references substituted, and the values to mask."""
+
+    def __init__(self, url: URL, secrets: list[str]) -> None:
+        self.url = url
+        self.secrets = secrets
+
+    def scrub(self, message: str) -> str:
+        """``message`` with every substituted value and the password replaced by ``***``."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            message = message.replace(secret, "***")
+        return message
+
+
+def interpolate_env(template: str, environ: Mapping[str, str], audience_key: str) -> ResolvedUrl:
+    """Substitute ``${VAR}`` from ``environ``; a missing variable is named, never its value."""
+    missing = sorted({m for m in _ENV_REFERENCE.findall(template) if m not in environ})
+    if missing:
+        raise SourceError(
+            f"audience {audience_key!r}: environment variable(s) {', '.join(missing)} "
+            "referenced by the source URL are not set"
+        )
+    values = [environ[name] for name in _ENV_REFERENCE.findall(template)]
+    raw = _ENV_REFERENCE.sub(lambda m: environ[m.group(1)], template)
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError) as exc:
+        raise SourceError(
+            f"audience {audience_key!r}: the source URL is not a valid SQLAlchemy URL "
+            "(percent-encode special characters of substituted values)"
+        ) from exc
+    secrets = [v for v in values if len(v) >= _MIN_MASKED_LENGTH]
+    if url.password and len(str(url.password)) >= _MIN_MASKED_LENGTH:
+        secrets.append(str(url.password))
+    return ResolvedUrl(url, secrets)
+
+
+def resolve_sqlite_file(url: URL, base_dir: Path) -> URL:
+    """Make a relative SQLite file path absolute against ``base_dir``; other URLs pass through."""
+    database = url.database
+    if not url.drivername.startswith("sqlite") or not database or database == ":memory:":
+        return url
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url
+    return url.set(database=str((base_dir / database).resolve()))
+
+
+def describe_url(template: str) -> str:
+    """A loggable form of the (uninterpolated) URL: any password becomes ``***``.
+
+    Works on the text, so ``${VAR}`` names stay readable and a URL too broken to parse still
+    never shows its password.
+    """
+    scheme, separator, rest = template.partition("://")
+    if not separator:
+        return scheme.split(":", 1)[0] + ":…"
+    at = rest.split("?", 1)[0].rfind("@")
+    if at < 0 or ":" not in rest[:at]:
+        return template
+    user = rest[:at].split(":", 1)[0]
+    return f"{scheme}://{user}:***{rest[at:]}"
+
+
+def error_line(exc: BaseException) -> str:
+    """The driver's own message: its first line, without SQLAlchemy's SQL and parameters echo."""
+    origin: BaseException = exc
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        origin = exc.orig
+    lines = str(origin).strip().splitlines() or [type(origin).__name__]
+    return lines[0]
+
+
+def error_cause(exc: BaseException, resolved: ResolvedUrl) -> str:
+    """:func:`error_line` with the credentials masked."""
+    return resolved.scrub(error_line(exc))
+
+
+@contextmanager
+def warehouse_connection(
+    url_template: str, *, base_dir: Path, audience_key: str, environ: Mapping[str, str]
+) -> Iterator[tuple[Connection, ResolvedUrl]]:
+    """A connection from a dedicated engine, disposed afterwards; failures become SourceError.
+
+    The driver's exception is not chained (``from None``): its text and SQLAlchemy's echo of
+    statement and parameters could carry credentials into tracebacks and logs.
+    """
+    resolved = interpolate_env(url_template, environ, audience_key)
+    try:
+        engine = create_engine(resolve_sqlite_file(resolved.url, base_dir))
+    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+        raise SourceError(
+            f"audience {audience_key!r}: cannot use {describe_url(url_template)}: "
+            f"{error_cause(exc, resolved)}"
+        ) from None
+    try:
+        with engine.connect() as connection:
+            yield connection, resolved
+    except SQLAlchemyError as exc:
+        raise SourceError(
+            f"audience {audience_key!r}: query against {describe_url(url_template)} failed: "
+            f"{error_cause(exc, resolved)}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def open_stream(
+    connection: Connection, statement: Executable, chunk_size: int
+) -> CursorResult[Any]:
+    """Execute with a server-side cursor; read it with ``partitions(chunk_size)``."""
+    return connection.execute(
+        statement, execution_options={"stream_results": True, "yield_per": chunk_size}
+    )
+
+
+def as_raw_email(value: object) -> str | None:
+    """A database value as a raw email string (the pipeline normalises it)."""
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+class SqlSource:
+    """Runs the configured query and yields its email column, ``chunk_size`` rows at a time."""
+
+    def __init__(
+        self,
+        spec: SqlSourceSpec,
+        *,
+        base_dir: Path,
+        audience_key: str,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._spec = spec
+        self._base_dir = base_dir
+        self._audience_key = audience_key
+        self._environ = os.environ if environ is None else environ
+        self._notes: dict[str, int] = {}
+
+    @property
+    def notes(self) -> dict[str, int]:
+        return self._notes
+
+    def describe(self) -> str:
+        return f"sql:{describe_url(self._spec.url)}"
+
+    def chunks(self, chunk_size: int) -> Iterator[list[str | None]]:
+        statement = self._statement()
+        self._notes["rows"] = 0
+        with (
+            warehouse_connection(
+                self._spec.url,
+                base_dir=self._base_dir,
+                audience_key=self._audience_key,
+                environ=self._environ,
+            ) as (connection, _),
+            open_stream(connection, statement, chunk_size) as result,
+        ):
+            index = self._email_index(list(result.keys()))
+            for rows in result.partitions(chunk_size):
+                self._notes["rows"] += len(rows)
+                yield [as_raw_email(row[index]) for row in rows]
+
+    def _statement(self) -> TextClause:
+        """The query with ``:audience_key`` and the configured params bound (those it uses)."""
+        statement = text(self._spec.query)
+        wanted = set(statement.compile().params)
+        values: dict[str, ParamValue] = {"audience_key": self._audience_key, **self._spec.params}
+        return statement.bindparams(**{k: v for k, v in values.items() if k in wanted})
+
+    def _email_index(self, keys: list[str]) -> int:
+        if self._spec.email_column in keys:
+            return keys.index(self._spec.email_column)
+        raise SourceError(
+            f"audience {self._audience_key!r}: the query returns no column "
+            f"{self._spec.email_column!r} (columns: {', '.join(keys) or 'none'})"
+        )
