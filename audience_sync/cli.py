@@ -6,12 +6,14 @@ Exit codes: 0 success, 1 run failed, 2 usage or config error, 3 guard abort,
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from audience_sync.config import AppConfig, load_config, load_credentials
 from audience_sync.errors import AudienceSyncError
@@ -149,9 +151,14 @@ def plan(state: CliState, full: bool) -> None:
     show_default=True,
     help="Where the demo writes its config, member files and state database.",
 )
-def demo(workdir: Path) -> None:
+@click.pass_context
+def demo(ctx: click.Context, workdir: Path) -> None:
     """Run the job twice against a local sandbox with sample audiences."""
     from audience_sync.demo import run_demo
+
+    parent = ctx.parent
+    if parent is not None and parent.get_parameter_source("log_level") == ParameterSource.DEFAULT:
+        logging.getLogger("audience_sync").setLevel(logging.WARNING)
 
     run_demo(workdir, echo=click.echo)
 
