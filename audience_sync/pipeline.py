@@ -28,12 +28,7 @@ from audience_sync.errors import (
 )
 from audience_sync.guards import GuardVerdict, check_guards
 from audience_sync.listrak.client import ListrakClient
-from audience_sync.listrak.imports import (
-    ImportPart,
-    build_import_file,
-    import_file_name,
-    split_into_parts,
-)
+from audience_sync.listrak.routes import FieldValuesRoute, ListImportRoute, Part, SubmitRoute
 from audience_sync.normalize import normalize_chunk, normalize_email
 from audience_sync.sources import build_source
 from audience_sync.state import confirm, ledger, snapshot
@@ -296,34 +291,60 @@ class SyncJob:
             if isinstance(exc, FatalListrakError) and exc.status == 401:
                 raise
 
+    def _route(self, run_id: int, audience: AudienceSettings) -> SubmitRoute:
+        assert audience.profile_field_id is not None
+        settings = self.config.settings.listrak
+        if settings.submit_via == "segmentation_field_api":
+            return FieldValuesRoute(
+                self.client,
+                settings,
+                run_id=run_id,
+                audience_key=audience.key,
+                list_id=audience.list_id,
+                field_id=audience.profile_field_id,
+            )
+        return ListImportRoute(
+            self.client,
+            settings,
+            run_id=run_id,
+            audience_key=audience.key,
+            list_id=audience.list_id,
+            field_id=audience.profile_field_id,
+            sleep=self._sleep,
+        )
+
     def _submit(self, run_id: int, prepared: PreparedAudience) -> list[int]:
-        """POST the planned changes as imports of at most ``max_import_bytes``; a 404 on a large
-        body (Listrak's size limit) halves the part size and goes on with what is left."""
+        """POST the planned changes in parts; a 404 on a large body (Listrak's size limit)
+        halves the part size and goes on with what is left."""
         audience = prepared.settings
-        field_id = audience.profile_field_id
-        assert field_id is not None
-        max_bytes = self.config.settings.listrak.max_import_bytes
+        route = self._route(run_id, audience)
+        limit = route.initial_limit()
         import_rows: list[int] = []
-        part_number = 0
+        next_number = 1
         while True:
             too_large = False
             with self.engine.connect() as reader:
                 rows = snapshot.changes_in_order(reader, run_id, prepared.audience_id)
                 pairs: Iterator[tuple[str, str]] = ((r.email, r.action) for r in rows)
-                for part in split_into_parts(pairs, column_name=audience.key, max_bytes=max_bytes):
-                    part_number += 1
-                    name = import_file_name(run_id, audience.key, field_id, part_number)
-                    import_row_id = self._record_part(run_id, prepared, part, part_number, name)
+                for part in route.parts(pairs, limit=limit, first_number=next_number):
+                    next_number = part.number + 1
+                    import_row_id = self._record_part(run_id, prepared, part, route.name)
                     try:
-                        self._post_part(import_row_id, audience, part, name)
+                        listrak_id = route.post(part)
                     except PayloadTooLargeError:
                         self._release_part(import_row_id, "404: body over Listrak's size limit")
                         if part.row_count <= 1:
                             raise
                         self._check_list_exists(audience)
-                        max_bytes = len(part.body) // 2
+                        limit = route.smaller_limit(part)
                         too_large = True
                         break
+                    except FatalListrakError as exc:
+                        # A refused request was not applied; an ambiguous one stays open for the
+                        # next run to look up.
+                        self._refused_part(import_row_id, exc)
+                        raise
+                    self._mark_submitted(import_row_id, audience, part, listrak_id)
                     import_rows.append(import_row_id)
             if not too_large:
                 return import_rows
@@ -341,9 +362,7 @@ class SyncJob:
                 ) from None
             raise
 
-    def _record_part(
-        self, run_id: int, prepared: PreparedAudience, part: ImportPart, number: int, name: str
-    ) -> int:
+    def _record_part(self, run_id: int, prepared: PreparedAudience, part: Part, route: str) -> int:
         audience = prepared.settings
         with self.engine.begin() as conn:
             import_row_id = ledger.record_import(
@@ -352,13 +371,13 @@ class SyncJob:
                 audience_id=prepared.audience_id,
                 list_id=audience.list_id,
                 field_id=audience.profile_field_id,
-                part=number,
-                route="list_import",
-                file_name=name,
+                part=part.number,
+                route=route,
+                file_name=part.file_name,
                 first_email=part.first_email,
                 last_email=part.last_email,
                 row_count=part.row_count,
-                byte_count=len(part.body),
+                byte_count=part.byte_count,
             )
             confirm.assign_changes_to_import(
                 conn,
@@ -370,6 +389,12 @@ class SyncJob:
             )
         return import_row_id
 
+    def _refused_part(self, import_row_id: int, exc: FatalListrakError) -> None:
+        reason = f"refused by Listrak: {exc}"
+        with self.engine.begin() as conn:
+            confirm.fail_import_changes(conn, import_row_id, reason)
+            ledger.update_import(conn, import_row_id, status="failed", error=reason[:1000])
+
     def _release_part(self, import_row_id: int, reason: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -379,14 +404,9 @@ class SyncJob:
             )
             ledger.update_import(conn, import_row_id, status="failed", error=reason)
 
-    def _post_part(
-        self, import_row_id: int, audience: AudienceSettings, part: ImportPart, name: str
+    def _mark_submitted(
+        self, import_row_id: int, audience: AudienceSettings, part: Part, listrak_id: str
     ) -> None:
-        assert audience.profile_field_id is not None
-        body = build_import_file(part, file_name=name, field_id=audience.profile_field_id)
-        listrak_id = self._post_once(
-            audience.list_id, name, lambda: self.client.post_import(audience.list_id, body)
-        )
         with self.engine.begin() as conn:
             ledger.update_import(
                 conn,
@@ -399,27 +419,11 @@ class SyncJob:
             "import.submitted",
             extra={
                 "audience": audience.key,
-                "file_name": name,
+                "file_name": part.file_name,
                 "rows": part.row_count,
                 "listrak_import_id": listrak_id,
             },
         )
-
-    def _post_once(self, list_id: int, name: str, post: Callable[[], str]) -> str:
-        """POST, and when the answer may have been lost, look the import up before re-sending."""
-        attempts = self.config.settings.listrak.retry_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                return post()
-            except RetriableListrakError as exc:
-                logger.warning("import.answer_lost", extra={"file_name": name, "error": str(exc)})
-                found = self.client.find_import(list_id, name)
-                if found is not None:
-                    return found
-                if attempt == attempts:
-                    raise
-                self._sleep(min(2.0**attempt * 0.1, 5.0))
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _await_and_settle(self, import_row_id: int) -> None:
         with self.engine.connect() as conn:

@@ -108,7 +108,8 @@ class Harness:
             migrate.upgrade(self._engine)
         return self._engine
 
-    def job(self) -> SyncJob:
+    def job(self, **client_options: Any) -> SyncJob:
+        """``client_options`` go to ``ListrakClient.build`` (for example ``event_hooks``)."""
         config = self.config()
         return SyncJob(
             config,
@@ -116,11 +117,12 @@ class Harness:
             client_factory=lambda: ListrakClient.build(
                 config.settings.listrak,
                 Credentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET),
+                **client_options,
             ),
         )
 
-    def run(self, **kwargs: Any) -> RunOutcome:
-        return self.job().run(**kwargs)
+    def run(self, client_options: dict[str, Any] | None = None, **kwargs: Any) -> RunOutcome:
+        return self.job(**(client_options or {})).run(**kwargs)
 
     def confirmed(self) -> dict[str, str]:
         with self.engine.connect() as conn:
