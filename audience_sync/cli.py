@@ -144,6 +144,30 @@ def plan(state: CliState, full: bool) -> None:
 
 
 @main.command()
+@click.option("--write", is_flag=True, help="Store the field ids in the config file.")
+@pass_state
+def setup(state: CliState, write: bool) -> None:
+    """Create (or verify) each audience's CheckBox profile field in Listrak."""
+    from audience_sync.setup_fields import setup_fields, write_field_ids
+
+    config = state.config
+    with ListrakClient.build(config.settings.listrak, load_credentials()) as client:
+        results = setup_fields(config, client)
+    for result in results:
+        where = f"list {result.list_id}, profile field {result.field_id}"
+        if result.problem:
+            click.echo(f"{result.audience}: FAILED: {result.problem}", err=True)
+        else:
+            click.echo(f"{result.audience}: {result.action} ({where})")
+    if write:
+        written = write_field_ids(config.path, results)
+        click.echo(f"wrote {written} profile_field_id value(s) to {config.path}")
+    failed = [r.audience for r in results if r.problem]
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@main.command()
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),

@@ -1,0 +1,110 @@
+"""`audience-sync setup` against the sandbox: create, verify, and write ids back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from audience_sync.cli import main
+from audience_sync.config import load_config
+from audience_sync.sandbox import SandboxServer
+from tests.harness import CLIENT_ID, CLIENT_SECRET, LIST_ID
+
+ENV = {"LISTRAK_CLIENT_ID": CLIENT_ID, "LISTRAK_CLIENT_SECRET": CLIENT_SECRET}
+
+
+def config_file(tmp_path: Path, sandbox: SandboxServer, audiences: str) -> Path:
+    path = tmp_path / "audience-sync.toml"
+    path.write_text(
+        f"""# production config: keep this comment
+[state]
+url = "sqlite:///state.db"
+
+[listrak]
+api_url = "{sandbox.api_url}"
+auth_url = "{sandbox.auth_url}"
+{audiences}""",
+        encoding="utf-8",
+    )
+    return path
+
+
+AUDIENCE = """
+[[audiences]]
+key = "{key}"
+list_id = {list_id}{field}
+source = {{ kind = "csv", path = "m.csv" }}
+"""
+
+
+def audience(key: str, list_id: int = LIST_ID, field_id: int | None = None) -> str:
+    field = f"\nprofile_field_id = {field_id}" if field_id else ""
+    return AUDIENCE.format(key=key, list_id=list_id, field=field)
+
+
+def test_setup_creates_checkbox_fields_and_write_round_trips(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    path = config_file(tmp_path, sandbox, audience("first_time_shopper") + audience("vip"))
+    result = CliRunner().invoke(main, ["--config", str(path), "setup", "--write"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert "first_time_shopper: created" in result.output
+    assert "wrote 2 profile_field_id value(s)" in result.output
+
+    config = load_config(path)
+    ids = {a.key: a.profile_field_id for a in config.settings.audiences}
+    assert all(ids.values())
+    assert path.read_text().startswith("# production config: keep this comment")
+    for key, field_id in ids.items():
+        assert field_id is not None
+        field_groups = {g.name for g in sandbox.world.groups(LIST_ID)}
+        assert "Engage Audiences" in field_groups
+        (field,) = [
+            f
+            for g in sandbox.world.groups(LIST_ID)
+            for f in sandbox.world.fields(LIST_ID, g.group_id)
+            if f.field_id == field_id
+        ]
+        assert (field.name, field.data_type) == (key, "CheckBox")
+
+    again = CliRunner().invoke(main, ["--config", str(path), "setup"], env=ENV)
+    assert again.exit_code == 0, again.output
+    assert again.output.count(": verified") == 2
+
+
+def test_setup_finds_an_existing_field_instead_of_duplicating(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    field_id, _ = sandbox.world.add_field(LIST_ID, "vip")
+    path = config_file(tmp_path, sandbox, audience("vip"))
+    result = CliRunner().invoke(main, ["--config", str(path), "setup"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert f"vip: found (list {LIST_ID}, profile field {field_id})" in result.output
+
+
+@pytest.mark.parametrize(
+    ("make_audience", "problem"),
+    [
+        (lambda sb: audience("vip", list_id=999, field_id=5), "Listrak has no list 999"),
+        (
+            lambda sb: audience("vip", field_id=424242),
+            f"list {LIST_ID} has no profile field 424242",
+        ),
+        (
+            lambda sb: audience(
+                "vip", field_id=sb.world.add_field(LIST_ID, "notes", data_type="Text")[0]
+            ),
+            "is a Text, not a CheckBox",
+        ),
+    ],
+)
+def test_setup_verification_failures_name_the_audience(
+    tmp_path: Path, sandbox: SandboxServer, make_audience: object, problem: str
+) -> None:
+    path = config_file(tmp_path, sandbox, make_audience(sandbox))  # type: ignore[operator]
+    result = CliRunner().invoke(main, ["--config", str(path), "setup"], env=ENV)
+    assert result.exit_code == 1
+    assert "vip: FAILED:" in result.output
+    assert problem in result.output
