@@ -48,9 +48,15 @@ class RunLock:
     # --- public ---------------------------------------------------------------------------
 
     def __enter__(self) -> RunLock:
-        if self._engine.dialect.name == "postgresql":
+        advisory = self._engine.dialect.name == "postgresql"
+        if advisory:
             self._acquire_advisory()
-        self._acquire_lease()
+        try:
+            # Holding the advisory lock proves no other run lives: its lease row is then stale.
+            self._acquire_lease(authoritative=advisory)
+        except BaseException:
+            self._release_advisory()
+            raise
         self._heartbeat = threading.Thread(
             target=self._beat, name="audience-sync-lock-heartbeat", daemon=True
         )
@@ -72,13 +78,7 @@ class RunLock:
                     run_lock.c.name == LOCK_NAME, run_lock.c.token == self._token
                 )
             )
-        if self._pg_connection is not None:
-            self._pg_connection.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY}
-            )
-            self._pg_connection.commit()
-            self._pg_connection.close()
-            self._pg_connection = None
+        self._release_advisory()
 
     def attach_run(self, run_id: int) -> None:
         with self._engine.begin() as conn:
@@ -101,9 +101,21 @@ class RunLock:
             raise self._busy_error()
         self._pg_connection = conn
 
+    def _release_advisory(self) -> None:
+        if self._pg_connection is None:
+            return
+        try:
+            self._pg_connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY}
+            )
+            self._pg_connection.commit()
+        finally:
+            self._pg_connection.close()
+            self._pg_connection = None
+
     # --- lease row ------------------------------------------------------------------------
 
-    def _acquire_lease(self) -> None:
+    def _acquire_lease(self, *, authoritative: bool) -> None:
         now = utcnow()
         values = {
             "name": LOCK_NAME,
@@ -123,7 +135,7 @@ class RunLock:
                     return
                 except IntegrityError:
                     raise self._busy_error() from None
-            if not self._is_stale(current._mapping, now):
+            if not authoritative and not self._is_stale(current._mapping, now):
                 raise self._busy_error(current._mapping)
             taken = conn.execute(
                 update(run_lock)
