@@ -11,12 +11,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
+from audience_sync.sandbox import SandboxServer, SandboxSettings
+from audience_sync.sandbox.settings import Faults
 from audience_sync.state import migrate
 from audience_sync.state.db import make_engine
+from tests.harness import LIST_ID
 
 PG_ADMIN_URL = os.environ.get(
     "AUDIENCE_SYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -82,3 +86,17 @@ def engine(database_url: str) -> Iterator[Engine]:
     checked_out = engine.pool.checkedout()  # type: ignore[attr-defined]
     engine.dispose()
     assert checked_out == 0, f"{checked_out} connection(s) left checked out"
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    settings = SandboxSettings(faults=Faults(import_delay_seconds=0.05))
+    with SandboxServer(settings) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
+    sandbox_server.world.reset()
+    sandbox_server.world.add_list(LIST_ID, "Main list")
+    return sandbox_server

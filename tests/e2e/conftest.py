@@ -5,23 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from audience_sync.sandbox import SandboxServer, SandboxSettings
-from audience_sync.sandbox.settings import Faults
-from tests.harness import LIST_ID, Harness
-
-
-@pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[SandboxServer]:
-    settings = SandboxSettings(faults=Faults(import_delay_seconds=0.05))
-    with SandboxServer(settings) as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
-    sandbox_server.world.reset()
-    sandbox_server.world.add_list(LIST_ID, "Main list")
-    return sandbox_server
+from audience_sync.sandbox import SandboxServer
+from tests.harness import Harness
 
 
 @pytest.fixture
