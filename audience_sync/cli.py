@@ -188,11 +188,8 @@ def demo(ctx: click.Context, workdir: Path) -> None:
 
 
 def _print_last_run(job: SyncJob) -> None:
-    from audience_sync.pipeline import latest_run_id
-
-    run_id = latest_run_id(job.engine)
-    if run_id is not None:
-        click.echo(format_run(summarize_run(job.engine, run_id)))
+    if job.last_run_id is not None:
+        click.echo(format_run(summarize_run(job.engine, job.last_run_id)))
 
 
 def _register_optional_commands() -> None:

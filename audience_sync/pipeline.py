@@ -85,6 +85,7 @@ class SyncJob:
         self._client: ListrakClient | None = None
         self._show_progress = show_progress
         self._sleep = sleep
+        self.last_run_id: int | None = None
 
     # --- entry point --------------------------------------------------------------------
 
@@ -104,6 +105,7 @@ class SyncJob:
                 with self.engine.begin() as conn:
                     run_id = ledger.create_run(conn, trigger="plan" if dry_run else trigger)
                 lock.attach_run(run_id)
+                self.last_run_id = run_id
                 logger.info("run.started", extra={"run_id": run_id, "trigger": trigger})
                 return self._run(run_id, full=full, force=force, dry_run=dry_run)
         finally:
@@ -492,6 +494,11 @@ class SyncJob:
                 listrak_status=value,
                 summary=summary.model_dump(),
                 finished_at=utcnow(),
+            )
+        for result, count in outcome.unknown_results.items():
+            logger.warning(
+                "import.unknown_contact_result",
+                extra={"result": result, "contacts": count, "file_name": row["file_name"]},
             )
         logger.info(
             "import.settled",

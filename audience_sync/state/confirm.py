@@ -35,6 +35,7 @@ class ImportOutcome:
     confirmed: int
     skipped: int
     failed: int
+    unknown_results: dict[str, int]
 
 
 def assign_changes_to_import(
@@ -113,6 +114,19 @@ def settle_import(
         _apply_results(conn, import_row_id, mine, vocabulary)
     _advance_memberships(conn, import_row_id, run_id, audience_id)
     _park_skipped(conn, import_row_id, run_id, audience_id)
+    unknown: dict[str, int] = {}
+    if not all_accepted:
+        known = [*vocabulary.accepted, *vocabulary.skipped]
+        unknown = dict(
+            conn.execute(
+                select(import_results.c.result, func.count())
+                .where(
+                    import_results.c.import_id == import_row_id,
+                    import_results.c.result.not_in(known),
+                )
+                .group_by(import_results.c.result)
+            ).all()
+        )
     conn.execute(delete(import_results).where(import_results.c.import_id == import_row_id))
     counts: dict[str, int] = dict(
         conn.execute(
@@ -125,6 +139,7 @@ def settle_import(
         confirmed=counts.get("confirmed", 0),
         skipped=counts.get("skipped", 0),
         failed=counts.get("failed", 0),
+        unknown_results=unknown,
     )
 
 

@@ -94,3 +94,21 @@ def test_wrong_secret_fails_without_echoing_it(sqlite_harness: Harness) -> None:
     assert "Listrak refused the client credentials" in result.stderr
     assert wrong not in result.stdout + result.stderr
     assert h.members_on("vip") == set()
+
+
+def test_second_run_while_one_is_active_exits_4_naming_it(sqlite_harness: Harness) -> None:
+    from audience_sync.state import ledger
+    from audience_sync.state.lock import RunLock
+
+    h = sqlite_harness
+    h.add_contacts(subscribed=MEMBERS)
+    h.add_audience("vip", 300, MEMBERS)
+    config = str(h.write_config())
+    with h.engine.begin() as conn:
+        run_id = ledger.create_run(conn, trigger="scheduled")
+    with RunLock(h.engine) as lock:
+        lock.attach_run(run_id)
+        result = cli("--config", config, "run", env=CREDENTIALS)
+    assert result.returncode == 4
+    assert f"error: another run is in progress (run {run_id}, started " in result.stderr
+    assert h.members_on("vip") == set()
