@@ -296,16 +296,10 @@ class SyncJob:
     def _route(self, run_id: int, audience: AudienceSettings) -> SubmitRoute:
         assert audience.profile_field_id is not None
         settings = self.config.settings.listrak
-        if settings.submit_via == "segmentation_field_api":
-            return FieldValuesRoute(
-                self.client,
-                settings,
-                run_id=run_id,
-                audience_key=audience.key,
-                list_id=audience.list_id,
-                field_id=audience.profile_field_id,
-            )
-        return ListImportRoute(
+        route_class = (
+            FieldValuesRoute if settings.submit_via == "segmentation_field_api" else ListImportRoute
+        )
+        return route_class(
             self.client,
             settings,
             run_id=run_id,

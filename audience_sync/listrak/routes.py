@@ -57,9 +57,7 @@ class SubmitRoute(Protocol):
     def post(self, part: Part) -> str: ...
 
 
-class ListImportRoute:
-    name = "list_import"
-
+class _Route:
     def __init__(
         self,
         client: ListrakClient,
@@ -78,6 +76,10 @@ class ListImportRoute:
         self._list_id = list_id
         self._field_id = field_id
         self._sleep = sleep
+
+
+class ListImportRoute(_Route):
+    name = "list_import"
 
     def initial_limit(self) -> int:
         return self._settings.max_import_bytes
@@ -132,25 +134,8 @@ class ListImportRoute:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class FieldValuesRoute:
+class FieldValuesRoute(_Route):
     name = "segmentation_field_api"
-
-    def __init__(
-        self,
-        client: ListrakClient,
-        settings: ListrakSettings,
-        *,
-        run_id: int,
-        audience_key: str,
-        list_id: int,
-        field_id: int,
-    ) -> None:
-        self._client = client
-        self._settings = settings
-        self._run_id = run_id
-        self._key = audience_key
-        self._list_id = list_id
-        self._field_id = field_id
 
     def initial_limit(self) -> int:
         return self._settings.json_chunk_size

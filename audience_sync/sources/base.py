@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Protocol
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+SpecT = TypeVar("SpecT")
 
 
 class MemberSource(Protocol):
@@ -21,3 +25,26 @@ class MemberSource(Protocol):
     def notes(self) -> dict[str, int]: ...
 
     def describe(self) -> str: ...
+
+
+class SourceBase(Generic[SpecT]):
+    """What every source keeps: its spec, where relative paths start, the audience it reads for
+    (named in every error), the environment for ``${VAR}`` interpolation, and its notes."""
+
+    def __init__(
+        self,
+        spec: SpecT,
+        *,
+        base_dir: Path,
+        audience_key: str,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._spec = spec
+        self._base_dir = base_dir
+        self._audience_key = audience_key
+        self._environ = os.environ if environ is None else environ
+        self._notes: dict[str, int] = {}
+
+    @property
+    def notes(self) -> dict[str, int]:
+        return self._notes

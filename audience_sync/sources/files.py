@@ -15,6 +15,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from audience_sync.errors import SourceError
+from audience_sync.sources.base import SourceBase
 from audience_sync.sources.specs import CsvSourceSpec, ParquetSourceSpec
 
 
@@ -28,18 +29,8 @@ def resolve_paths(pattern: str, base_dir: Path, audience_key: str) -> list[Path]
     return files
 
 
-class CsvSource:
+class CsvSource(SourceBase[CsvSourceSpec]):
     """Reads the email column of CSV files with pandas, ``chunk_size`` rows at a time."""
-
-    def __init__(self, spec: CsvSourceSpec, *, base_dir: Path, audience_key: str) -> None:
-        self._spec = spec
-        self._base_dir = base_dir
-        self._audience_key = audience_key
-        self._notes: dict[str, int] = {}
-
-    @property
-    def notes(self) -> dict[str, int]:
-        return self._notes
 
     def describe(self) -> str:
         return f"csv:{self._spec.path}"
@@ -93,21 +84,11 @@ class CsvSource:
             )
 
 
-class ParquetSource:
+class ParquetSource(SourceBase[ParquetSourceSpec]):
     """Reads only the email column of Parquet files, ``chunk_size`` rows per batch.
 
     Compression is inside the Parquet format (gzip, snappy, zstd...) and read transparently.
     """
-
-    def __init__(self, spec: ParquetSourceSpec, *, base_dir: Path, audience_key: str) -> None:
-        self._spec = spec
-        self._base_dir = base_dir
-        self._audience_key = audience_key
-        self._notes: dict[str, int] = {}
-
-    @property
-    def notes(self) -> dict[str, int]:
-        return self._notes
 
     def describe(self) -> str:
         return f"parquet:{self._spec.path}"

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from audience_sync.errors import SourceError
+from audience_sync.sources.base import SourceBase
 from audience_sync.sources.files import resolve_paths
 from audience_sync.sources.segment_events_sql import events_table, stream_members
 from audience_sync.sources.segment_rules import flatten_message
@@ -103,7 +104,7 @@ def _fast_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class SegmentEventsSource:
+class SegmentEventsSource(SourceBase[SegmentEventsSourceSpec]):
     """Members of one audience decided from archived Identify/Track messages.
 
     ``notes`` after reading: ``files``, ``events`` (messages read), ``membership_events``,
@@ -111,16 +112,6 @@ class SegmentEventsSource:
     ``profiles`` (profiles with a membership event) and ``profiles_without_email`` (members
     that could not be reported because none of their events carried an email).
     """
-
-    def __init__(self, spec: SegmentEventsSourceSpec, *, base_dir: Path, audience_key: str) -> None:
-        self._spec = spec
-        self._base_dir = base_dir
-        self._audience_key = audience_key
-        self._notes: dict[str, int] = {}
-
-    @property
-    def notes(self) -> dict[str, int]:
-        return self._notes
 
     def describe(self) -> str:
         return f"segment_events:{self._spec.path}"

@@ -12,10 +12,8 @@ SQLAlchemy. The ``segment_events`` file source loads archives into SQLite and ru
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import (
     ColumnElement,
@@ -33,6 +31,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.expression import CTE, TableClause
 
+from audience_sync.sources.base import SourceBase
 from audience_sync.sources.segment_rules import MEMBERSHIP_EVENTS
 from audience_sync.sources.specs import EventColumns, SegmentEventsSqlSourceSpec
 from audience_sync.sources.sql import (
@@ -216,26 +215,8 @@ def stream_members(
     notes.update({key: int(value or 0) for key, value in counts._mapping.items()})
 
 
-class SegmentEventsSqlSource:
+class SegmentEventsSqlSource(SourceBase[SegmentEventsSqlSourceSpec]):
     """Members of one audience decided by the warehouse from a flattened events table."""
-
-    def __init__(
-        self,
-        spec: SegmentEventsSqlSourceSpec,
-        *,
-        base_dir: Path,
-        audience_key: str,
-        environ: Mapping[str, str] | None = None,
-    ) -> None:
-        self._spec = spec
-        self._base_dir = base_dir
-        self._audience_key = audience_key
-        self._environ = os.environ if environ is None else environ
-        self._notes: dict[str, int] = {}
-
-    @property
-    def notes(self) -> dict[str, int]:
-        return self._notes
 
     def describe(self) -> str:
         return f"segment_events_sql:{describe_url(self._spec.url)}/{self._spec.table}"

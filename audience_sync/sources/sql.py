@@ -11,7 +11,6 @@ Connection failures, SQL errors and a missing email column raise :class:`SourceE
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.sql import Executable, TextClause
 
 from audience_sync.errors import SourceError
+from audience_sync.sources.base import SourceBase
 from audience_sync.sources.specs import ParamValue, SqlSourceSpec
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -152,26 +152,8 @@ def as_raw_email(value: object) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-class SqlSource:
+class SqlSource(SourceBase[SqlSourceSpec]):
     """Runs the configured query and yields its email column, ``chunk_size`` rows at a time."""
-
-    def __init__(
-        self,
-        spec: SqlSourceSpec,
-        *,
-        base_dir: Path,
-        audience_key: str,
-        environ: Mapping[str, str] | None = None,
-    ) -> None:
-        self._spec = spec
-        self._base_dir = base_dir
-        self._audience_key = audience_key
-        self._environ = os.environ if environ is None else environ
-        self._notes: dict[str, int] = {}
-
-    @property
-    def notes(self) -> dict[str, int]:
-        return self._notes
 
     def describe(self) -> str:
         return f"sql:{describe_url(self._spec.url)}"
