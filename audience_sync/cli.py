@@ -21,6 +21,7 @@ from audience_sync.listrak.client import ListrakClient
 from audience_sync.logs import configure_logging, redact
 from audience_sync.pipeline import SyncJob
 from audience_sync.report import format_run, summarize_run
+from audience_sync.sandbox.cli import sandbox_command
 from audience_sync.state import migrate
 from audience_sync.state.db import make_engine
 
@@ -192,12 +193,4 @@ def _print_last_run(job: SyncJob) -> None:
         click.echo(format_run(summarize_run(job.engine, job.last_run_id)))
 
 
-def _register_optional_commands() -> None:
-    try:
-        from audience_sync.sandbox.cli import sandbox_command
-    except ImportError:  # pragma: no cover - the sandbox package is part of the project
-        return
-    main.add_command(sandbox_command)
-
-
-_register_optional_commands()
+main.add_command(sandbox_command)
