@@ -31,7 +31,7 @@ def plot_changes(per_run: pd.DataFrame, *, title: str, ax: Axes | None = None) -
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(list(positions), [str(run) for run in per_run.index])
     ax.set_xlabel("run")
-    ax.set_ylabel("contacts (turned off shown below 0)")
+    ax.set_ylabel("contacts (off below 0)")
     ax.set_title(title)
     ax.legend()
     return ax
