@@ -94,3 +94,25 @@ def test_notebook_is_committed_without_outputs_and_tells_a_story(path: Path) -> 
         f"{path.name} has outputs; clear them before committing"
     )
     assert sum(c.cell_type == "markdown" for c in notebook.cells) >= 3
+
+
+def test_readme_example_shows_the_last_runs_diff(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (NOTEBOOK_DIR.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Analysing runs in notebooks", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    *statements, last_line = snippet.strip().splitlines()
+    assert len([line for line in statements if line.strip()]) <= 2
+    (tmp_path / "demo").mkdir()
+    shutil.copy(demo_db, tmp_path / "demo" / "audience-sync.db")
+    monkeypatch.chdir(tmp_path)
+
+    namespace: dict[str, object] = {}
+    exec("\n".join(statements), namespace)  # noqa: S102 - the README's own example
+    diff = eval(last_line.split("#", 1)[0], namespace)  # noqa: S307
+    namespace["ledger"].close()  # type: ignore[attr-defined]
+
+    assert set(diff["run_id"]) == {2}
+    assert {"audience", "email", "action", "status", "reason"} <= set(diff.columns)
+    assert set(diff["status"]) == {"confirmed", "skipped"}
