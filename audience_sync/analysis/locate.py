@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from audience_sync.config import load_config
 from audience_sync.errors import StateError
 
@@ -20,13 +22,23 @@ def database_url(target: str | os.PathLike[str]) -> str:
     """
     text = os.fspath(target)
     if "://" in text:
-        return text
-    path = Path(text).expanduser()
-    if path.suffix == ".toml":
-        return load_config(path).state_url
-    if not path.is_file():
-        raise StateError(
-            f"no state database at {path.resolve()} "
-            "(run `make demo` for a sample one, or pass a config path or a database URL)"
-        )
-    return f"sqlite:///{path.resolve()}"
+        url = text
+    elif text.endswith(".toml"):
+        url = load_config(Path(text).expanduser()).state_url
+    else:
+        url = f"sqlite:///{Path(text).expanduser().resolve()}"
+    _refuse_missing_sqlite_file(url)
+    return url
+
+
+def _refuse_missing_sqlite_file(url: str) -> None:
+    parsed = make_url(url)
+    database = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:":
+        return
+    if database.startswith("file:") or Path(database).is_file():
+        return
+    raise StateError(
+        f"no state database at {Path(database).resolve()} "
+        "(run `make demo` for a sample one, or pass a config path or a database URL)"
+    )

@@ -63,6 +63,8 @@ def test_open_takes_a_config_path_or_a_sqlite_file(sqlite_harness: Harness) -> N
 def test_open_refuses_a_missing_file_or_an_unmigrated_database(tmp_path: Path) -> None:
     with pytest.raises(StateError, match=r"no state database at .*make demo"):
         analysis.open(tmp_path / "nothing.db")
+    with pytest.raises(StateError, match="no state database"):
+        analysis.open(f"sqlite:///{tmp_path}/nothing.db")
     assert not (tmp_path / "nothing.db").exists()
 
     empty = tmp_path / "empty.db"
