@@ -32,7 +32,7 @@ from audience_sync.listrak.routes import FieldValuesRoute, ListImportRoute, Part
 from audience_sync.normalize import normalize_chunk, normalize_email
 from audience_sync.sources import build_source
 from audience_sync.state import confirm, ledger, snapshot
-from audience_sync.state.db import make_engine, utcnow
+from audience_sync.state.db import analyze, make_engine, utcnow
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
 from audience_sync.state.tables import listrak_imports, run_changes, sync_runs
@@ -249,6 +249,7 @@ class SyncJob:
                     invalid[reason] = invalid.get(reason, 0) + count
                 rows_read += len(raw)
                 bar.update(len(raw))
+            analyze(conn, "snapshot_members")
         return rows_read, invalid
 
     def _audience_failed(self, run_id: int, prepared: PreparedAudience) -> PreparedAudience:

@@ -15,13 +15,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Exists
 
-from audience_sync.state.db import utcnow
+from audience_sync.state.db import analyze, insert_ignoring_duplicates, utcnow
 from audience_sync.state.tables import (
     import_results,
     memberships,
     parked_contacts,
     run_changes,
 )
+
+RESULT_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -63,34 +65,21 @@ def assign_changes_to_import(
 
 
 def stage_results(conn: Connection, import_row_id: int, results: Iterable[tuple[str, str]]) -> None:
-    """Stage ``(email, result)`` rows (emails already normalised); later repeats are dropped."""
+    """Stage ``(email, result)`` rows (emails already normalised); repeats keep the first."""
     batch: dict[str, str] = {}
     for email, result in results:
         batch.setdefault(email, result)
-        if len(batch) >= 10_000:
+        if len(batch) >= RESULT_BATCH:
             _insert_results(conn, import_row_id, batch)
             batch = {}
     _insert_results(conn, import_row_id, batch)
+    analyze(conn, import_results.name)
 
 
 def _insert_results(conn: Connection, import_row_id: int, batch: dict[str, str]) -> None:
-    if not batch:
-        return
-    known = set(
-        conn.execute(
-            select(import_results.c.email).where(
-                import_results.c.import_id == import_row_id,
-                import_results.c.email.in_(list(batch)),
-            )
-        ).scalars()
-    )
-    rows = [
-        {"import_id": import_row_id, "email": e, "result": r}
-        for e, r in batch.items()
-        if e not in known
-    ]
-    if rows:
-        conn.execute(insert(import_results), rows)
+    if batch:
+        rows = [{"import_id": import_row_id, "email": e, "result": r} for e, r in batch.items()]
+        conn.execute(insert_ignoring_duplicates(conn, import_results), rows)
 
 
 def settle_import(
