@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
+from sqlalchemy.engine import Engine
 
 from audience_sync.config import AppConfig, load_config, load_credentials
 from audience_sync.errors import AudienceSyncError
@@ -38,6 +40,13 @@ class CliState:
         return self._config
 
     def job(self, *, talks_to_listrak: bool = True) -> SyncJob:
+        return SyncJob(
+            self.config,
+            client_factory=self.client_factory(talks_to_listrak=talks_to_listrak),
+            show_progress=self.show_progress,
+        )
+
+    def client_factory(self, *, talks_to_listrak: bool = True) -> Callable[[], ListrakClient]:
         """Credentials are checked up front, before any work, when the command needs them."""
         config = self.config
         credentials = load_credentials() if talks_to_listrak else None
@@ -45,7 +54,11 @@ class CliState:
         def client() -> ListrakClient:
             return ListrakClient.build(config.settings.listrak, credentials or load_credentials())
 
-        return SyncJob(config, client_factory=client, show_progress=self.show_progress)
+        return client
+
+    @property
+    def engine(self) -> Engine:
+        return make_engine(self.config.state_url)
 
     @property
     def show_progress(self) -> bool:
@@ -120,14 +133,21 @@ def db_current(state: CliState) -> None:
 @main.command()
 @click.option("--full", is_flag=True, help="Send every current member 'on', whatever the state.")
 @click.option("--force", is_flag=True, help="Override the guards (empty snapshot, mass removal).")
+@click.option(
+    "--reconcile",
+    is_flag=True,
+    help="Read Listrak's values back; also send 'off' to contacts on there but not members.",
+)
 @pass_state
-def run(state: CliState, full: bool, force: bool) -> None:
+def run(state: CliState, full: bool, force: bool, reconcile: bool) -> None:
     """Sync every audience: read, diff, submit the changes, confirm what Listrak accepted."""
     job = state.job()
     try:
-        outcome = job.run(trigger="full" if full else "manual", full=full, force=force)
+        outcome = job.run(
+            trigger="full" if full else "manual", full=full, force=force, reconcile=reconcile
+        )
     finally:
-        _print_last_run(job)
+        print_run(job)
     if outcome.status != "succeeded":
         sys.exit(1)
 
@@ -163,7 +183,7 @@ def demo(ctx: click.Context, workdir: Path) -> None:
     run_demo(workdir, echo=click.echo)
 
 
-def _print_last_run(job: SyncJob) -> None:
+def print_run(job: SyncJob) -> None:
     from audience_sync.pipeline import latest_run_id
 
     run_id = latest_run_id(job.engine)
@@ -179,4 +199,12 @@ def _register_optional_commands() -> None:
     main.add_command(sandbox_command)
 
 
+def _register_operating_commands() -> None:
+    from audience_sync.ops_cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
 _register_optional_commands()
+_register_operating_commands()
