@@ -148,6 +148,8 @@ class SyncJob:
                 "failed" if failed else "succeeded",
                 "; ".join(f"{a.settings.key}: {a.error}" for a in failed) or None,
             )
+        except GuardError:
+            raise  # already recorded as aborted by _abort
         except BaseException as exc:
             # Killed by a signal, a fatal Listrak answer, a bug: confirmed state only ever moved
             # for accepted contacts; open imports stay open for the next run to resolve.
