@@ -305,8 +305,11 @@ class SyncJob:
             import_rows = self._submit(run_id, prepared)
             with self.engine.begin() as conn:
                 ledger.update_run_audience(conn, run_id, prepared.audience_id, status="submitted")
-            for import_row_id in import_rows:
-                self._await_and_settle(import_row_id)
+            with self._bar(f"import {audience.key}", "imports") as bar:
+                bar.reset(total=len(import_rows))
+                for import_row_id in import_rows:
+                    self._await_and_settle(import_row_id)
+                    bar.update(1)
             with self.engine.begin() as conn:
                 ledger.update_run_audience(conn, run_id, prepared.audience_id, status="done")
                 snapshot.drop_snapshots_before(conn, prepared.audience_id, run_id)
