@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
+from sqlalchemy.engine import Engine
 
 from audience_sync.config import AppConfig, load_config, load_credentials
 from audience_sync.errors import AudienceSyncError
@@ -39,6 +41,13 @@ class CliState:
         return self._config
 
     def job(self, *, talks_to_listrak: bool = True) -> SyncJob:
+        return SyncJob(
+            self.config,
+            client_factory=self.client_factory(talks_to_listrak=talks_to_listrak),
+            show_progress=self.show_progress,
+        )
+
+    def client_factory(self, *, talks_to_listrak: bool = True) -> Callable[[], ListrakClient]:
         """Credentials are checked up front, before any work, when the command needs them."""
         config = self.config
         credentials = load_credentials() if talks_to_listrak else None
@@ -46,7 +55,11 @@ class CliState:
         def client() -> ListrakClient:
             return ListrakClient.build(config.settings.listrak, credentials or load_credentials())
 
-        return SyncJob(config, client_factory=client, show_progress=self.show_progress)
+        return client
+
+    @property
+    def engine(self) -> Engine:
+        return make_engine(self.config.state_url)
 
     @property
     def show_progress(self) -> bool:
@@ -121,14 +134,21 @@ def db_current(state: CliState) -> None:
 @main.command()
 @click.option("--full", is_flag=True, help="Send every current member 'on', whatever the state.")
 @click.option("--force", is_flag=True, help="Override the guards (empty snapshot, mass removal).")
+@click.option(
+    "--reconcile",
+    is_flag=True,
+    help="Read Listrak's values back; also send 'off' to contacts on there but not members.",
+)
 @pass_state
-def run(state: CliState, full: bool, force: bool) -> None:
+def run(state: CliState, full: bool, force: bool, reconcile: bool) -> None:
     """Sync every audience: read, diff, submit the changes, confirm what Listrak accepted."""
     job = state.job()
     try:
-        outcome = job.run(trigger="full" if full else "manual", full=full, force=force)
+        outcome = job.run(
+            trigger="full" if full else "manual", full=full, force=force, reconcile=reconcile
+        )
     finally:
-        _print_last_run(job)
+        print_run(job)
     if outcome.status != "succeeded":
         sys.exit(1)
 
@@ -188,9 +208,18 @@ def demo(ctx: click.Context, workdir: Path) -> None:
     run_demo(workdir, echo=click.echo)
 
 
-def _print_last_run(job: SyncJob) -> None:
+def print_run(job: SyncJob) -> None:
+    """The summary of the run this job started (nothing when it never got the lock)."""
     if job.last_run_id is not None:
         click.echo(format_run(summarize_run(job.engine, job.last_run_id)))
 
 
+def _register_operating_commands() -> None:
+    from audience_sync.ops_cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
 main.add_command(sandbox_command)
+_register_operating_commands()

@@ -11,6 +11,7 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -108,6 +109,34 @@ class ScheduleSettings(_Section):
     every: Duration | None = None
     cron: str | None = None
     misfire_grace: Duration = timedelta(hours=1)
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "expected an IANA time zone such as 'UTC' or 'Europe/Berlin'"
+            ) from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from audience_sync.crontab import cron_trigger
+
+            cron_trigger(value, ZoneInfo("UTC"))
+        return value
+
+    @field_validator("every", "misfire_grace")
+    @classmethod
+    def _at_least_a_second(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(seconds=1):
+            raise ValueError("expected at least one second")
+        return value
 
     @model_validator(mode="after")
     def _one_trigger(self) -> ScheduleSettings:

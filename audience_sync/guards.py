@@ -14,19 +14,26 @@ class GuardVerdict:
     reason: str | None = None
 
 
-def check_guards(plan: PlanCounts, guards: GuardSettings) -> GuardVerdict:
+def check_guards(
+    plan: PlanCounts, guards: GuardSettings, *, on_in_listrak: int | None = None
+) -> GuardVerdict:
+    """``on_in_listrak``: when Listrak's values were read back (reconcile, repair), removals are
+    measured against the larger of the confirmed members and the contacts on in Listrak."""
     if plan.snapshot == 0 and not guards.allow_empty:
         return GuardVerdict(
             False,
             f"the snapshot is empty ({plan.confirmed_on_before} members confirmed on); "
             "set allow_empty = true if the audience really is empty",
         )
-    if plan.confirmed_on_before:
-        fraction = plan.planned_off / plan.confirmed_on_before
+    base, what = plan.confirmed_on_before, "confirmed members"
+    if on_in_listrak is not None and on_in_listrak > base:
+        base, what = on_in_listrak, "members on in Listrak"
+    if base:
+        fraction = plan.planned_off / base
         if fraction > guards.max_removed_fraction:
             return GuardVerdict(
                 False,
-                f"{plan.planned_off} of {plan.confirmed_on_before} confirmed members would be "
+                f"{plan.planned_off} of {base} {what} would be "
                 f"removed ({fraction:.1%} > max_removed_fraction "
                 f"{guards.max_removed_fraction:.0%})",
             )

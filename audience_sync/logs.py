@@ -21,6 +21,10 @@ SECRET_PATTERN = re.compile(
     r"(?i)((?:client_secret|access_token|password)\"?\s*[:=]\s*\"?)[^\s&\",}]+"
 )
 
+# Libraries whose records go through the same handler (format and redaction); above DEBUG
+# only their warnings show.
+LIBRARY_LOGGERS = ("stamina", "apscheduler")
+
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
 )
@@ -71,10 +75,14 @@ def configure_logging(
         formatter = TextFormatter()
     handler.setFormatter(formatter)
     handler.addFilter(RedactingFilter())
-    root = logging.getLogger("audience_sync")
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-    root.propagate = False
+    for name in ("audience_sync", *LIBRARY_LOGGERS):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        wanted: int = logging.getLevelName(level.upper())
+        if name != "audience_sync" and wanted > logging.DEBUG:
+            wanted = max(wanted, logging.WARNING)
+        logger.setLevel(wanted)
+        logger.propagate = False
     return handler

@@ -6,6 +6,7 @@ point is resolved by the next one (see :meth:`SyncJob._resume_open_work`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -30,8 +31,9 @@ from audience_sync.guards import GuardVerdict, check_guards
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.listrak.routes import FieldValuesRoute, ListImportRoute, Part, SubmitRoute
 from audience_sync.normalize import normalize_chunk, normalize_email
+from audience_sync.readback import field_targets, read_back
 from audience_sync.sources import build_source
-from audience_sync.state import confirm, ledger, snapshot
+from audience_sync.state import confirm, drift, ledger, snapshot
 from audience_sync.state.db import analyze, make_engine, utcnow
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
@@ -86,6 +88,7 @@ class SyncJob:
         self._show_progress = show_progress
         self._sleep = sleep
         self.last_run_id: int | None = None
+        self._reconcile = False
 
     # --- entry point --------------------------------------------------------------------
 
@@ -96,8 +99,12 @@ class SyncJob:
         full: bool = False,
         force: bool = False,
         dry_run: bool = False,
+        reconcile: bool = False,
     ) -> RunOutcome:
+        """``reconcile``: read Listrak's values back first and also send ``off`` to contacts
+        that are on in Listrak but not members (see :mod:`audience_sync.state.drift`)."""
         ensure_current(self.engine)
+        self._reconcile = reconcile
         try:
             with RunLock(self.engine) as lock:
                 if not dry_run:
@@ -109,13 +116,17 @@ class SyncJob:
                 logger.info("run.started", extra={"run_id": run_id, "trigger": trigger})
                 return self._run(run_id, full=full, force=force, dry_run=dry_run)
         finally:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+            self.close_client()
+
+    def close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def _run(self, run_id: int, *, full: bool, force: bool, dry_run: bool) -> RunOutcome:
         outcome = RunOutcome(run_id=run_id, status="running")
         try:
+            self._before_prepare(run_id)
             outcome.audiences = [
                 self._prepare(run_id, audience, full=full)
                 for audience in self.config.settings.audiences
@@ -134,6 +145,8 @@ class SyncJob:
                 "failed" if failed else "succeeded",
                 "; ".join(f"{a.settings.key}: {a.error}" for a in failed) or None,
             )
+        except GuardError:
+            raise  # already recorded as aborted by _abort
         except BaseException as exc:
             # Killed by a signal, a fatal Listrak answer, a bug: confirmed state only ever moved
             # for accepted contacts; open imports stay open for the next run to resolve.
@@ -177,6 +190,12 @@ class SyncJob:
 
     # --- read, stage, diff, guard -------------------------------------------------------
 
+    def _before_prepare(self, run_id: int) -> None:
+        """Under the lock, before any audience is planned: the Listrak read-back, if asked."""
+        if self._reconcile:
+            targets = field_targets(self.engine, self.config.settings.audiences)
+            read_back(self.engine, self.client, targets, show_progress=self._show_progress)
+
     def _prepare(self, run_id: int, audience: AudienceSettings, *, full: bool) -> PreparedAudience:
         source = build_source(
             audience.source, base_dir=self.config.base_dir, audience_key=audience.key
@@ -204,8 +223,15 @@ class SyncJob:
             plan = snapshot.plan_changes(
                 conn, run_id=run_id, audience_id=audience_id, full=full, parked_before=cutoff
             )
+            on_in_listrak = None
+            if self._reconcile:
+                extra = drift.plan_reconcile_offs(conn, run_id=run_id, audience_id=audience_id)
+                plan = dataclasses.replace(plan, planned_off=plan.planned_off + extra)
+                on_in_listrak = drift.on_in_listrak(conn, audience_id)
             prepared.plan = plan
-            prepared.verdict = check_guards(plan, self.config.guards_for(audience))
+            prepared.verdict = check_guards(
+                plan, self.config.guards_for(audience), on_in_listrak=on_in_listrak
+            )
             ledger.update_run_audience(
                 conn,
                 run_id,
@@ -277,8 +303,11 @@ class SyncJob:
             import_rows = self._submit(run_id, prepared)
             with self.engine.begin() as conn:
                 ledger.update_run_audience(conn, run_id, prepared.audience_id, status="submitted")
-            for import_row_id in import_rows:
-                self._await_and_settle(import_row_id)
+            with self._bar(f"import {audience.key}", "imports") as bar:
+                bar.reset(total=len(import_rows))
+                for import_row_id in import_rows:
+                    self._await_and_settle(import_row_id)
+                    bar.update(1)
             with self.engine.begin() as conn:
                 ledger.update_run_audience(conn, run_id, prepared.audience_id, status="done")
                 snapshot.drop_snapshots_before(conn, prepared.audience_id, run_id)

@@ -181,3 +181,28 @@ run_lock = Table(
     Column("expires_at", TS, nullable=False),
     UniqueConstraint("token"),
 )
+
+# Listrak's actual field values, read back by `verify` and `run --reconcile` while the run lock is
+# held; every read replaces the previous one. One row per (audience, subscribed contact); an empty
+# value means the contact has none.
+listrak_values = Table(
+    "listrak_values",
+    metadata,
+    Column("audience_id", Integer, nullable=False),
+    Column("email", String(EMAIL_LENGTH), nullable=False),
+    Column("value", String(50), nullable=False),
+    Index("ix_listrak_values_audience_email", "audience_id", "email"),
+)
+
+# What the running `audience-sync schedule` process has planned next (read by `status`).
+scheduler_state = Table(
+    "scheduler_state",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("schedule", String(200), nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("next_run_at", TS, nullable=True),
+    Column("updated_at", TS, nullable=False),
+)

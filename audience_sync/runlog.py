@@ -1,0 +1,278 @@
+"""Read-only views of the ledger for operators: ``status``, ``history`` and ``show RUN``."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TextIO
+
+from sqlalchemy import Table, and_, func, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
+
+from audience_sync.state.db import as_utc
+from audience_sync.state.tables import (
+    audiences,
+    memberships,
+    parked_contacts,
+    run_audiences,
+    run_changes,
+    run_lock,
+    scheduler_state,
+    sync_runs,
+)
+
+PENDING_STATUSES = ("planned", "submitted", "failed")
+CSV_COLUMNS = ("run_id", "audience", "email", "action", "status", "reason")
+
+ChangeRow = tuple[int, str, str, str, str, str]
+
+
+@dataclass(frozen=True)
+class AudienceStatus:
+    key: str
+    last_run: int | None
+    last_trigger: str | None
+    last_run_status: str | None
+    last_audience_status: str | None
+    last_time: datetime | None
+    confirmed_on: int
+    pending: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class SchedulerInfo:
+    schedule: str
+    next_run_at: datetime | None
+    host: str
+    pid: int
+    alive: bool | None  # None: on another host, cannot tell
+
+
+@dataclass(frozen=True)
+class Status:
+    audiences: list[AudienceStatus]
+    scheduler: SchedulerInfo | None
+    running: str | None
+
+
+def status(engine: Engine, audience_keys: Sequence[str]) -> Status:
+    with engine.connect() as conn:
+        rows = [_audience_status(conn, key) for key in audience_keys]
+        return Status(rows, _scheduler(conn), _running(conn))
+
+
+def _audience_status(conn: Connection, key: str) -> AudienceStatus:
+    audience_id = conn.execute(select(audiences.c.id).where(audiences.c.key == key)).scalar()
+    if audience_id is None:
+        return AudienceStatus(key, None, None, None, None, None, 0, 0, 0)
+    last = conn.execute(
+        select(
+            sync_runs.c.id,
+            sync_runs.c.trigger,
+            sync_runs.c.status,
+            sync_runs.c.started_at,
+            sync_runs.c.finished_at,
+            run_audiences.c.status.label("audience_status"),
+        )
+        .join(run_audiences, run_audiences.c.run_id == sync_runs.c.id)
+        .where(run_audiences.c.audience_id == audience_id, sync_runs.c.trigger != "plan")
+        .order_by(sync_runs.c.id.desc())
+        .limit(1)
+    ).first()
+    confirmed = _count(
+        conn,
+        and_(memberships.c.audience_id == audience_id, memberships.c.value == "on"),
+        memberships,
+    )
+    skipped = _count(conn, parked_contacts.c.audience_id == audience_id, parked_contacts)
+    pending = 0
+    if last is not None:
+        pending = _count(
+            conn,
+            and_(
+                run_changes.c.run_id == last.id,
+                run_changes.c.audience_id == audience_id,
+                run_changes.c.status.in_(PENDING_STATUSES),
+            ),
+            run_changes,
+        )
+    return AudienceStatus(
+        key=key,
+        last_run=last.id if last else None,
+        last_trigger=last.trigger if last else None,
+        last_run_status=last.status if last else None,
+        last_audience_status=last.audience_status if last else None,
+        last_time=as_utc(last.finished_at or last.started_at) if last else None,
+        confirmed_on=confirmed,
+        pending=pending,
+        skipped=skipped,
+    )
+
+
+def _count(conn: Connection, where: ColumnElement[bool], table: Table) -> int:
+    query = select(func.count()).select_from(table).where(where)
+    return int(conn.execute(query).scalar_one())
+
+
+def _scheduler(conn: Connection) -> SchedulerInfo | None:
+    row = conn.execute(select(scheduler_state)).first()
+    if row is None:
+        return None
+    alive: bool | None = None
+    if row.host == socket.gethostname():
+        alive = _process_alive(int(row.pid))
+    next_run = as_utc(row.next_run_at) if row.next_run_at else None
+    return SchedulerInfo(row.schedule, next_run, row.host, int(row.pid), alive)
+
+
+def _running(conn: Connection) -> str | None:
+    row = conn.execute(select(run_lock)).first()
+    if row is None:
+        return None
+    what = f"run {row.run_id}" if row.run_id is not None else "a run or verify"
+    return f"{what} on {row.holder_host} (pid {row.holder_pid}) since {_time(row.acquired_at)}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def format_status(state: Status, *, schedule_configured: str) -> str:
+    lines = []
+    if state.running:
+        lines.append(f"in progress: {state.running}")
+    info = state.scheduler
+    if info is None or info.alive is False:
+        note = "the scheduler is not running; `audience-sync schedule` starts it"
+        if schedule_configured == "none":
+            note = "no schedule configured"
+        lines.append(f"next scheduled run: none ({note})")
+    else:
+        lines.append(
+            f"next scheduled run: {_time(info.next_run_at)} ({info.schedule}; scheduler pid "
+            f"{info.pid} on {info.host})"
+        )
+    for a in state.audiences:
+        if a.last_run is None:
+            lines.append(f"{a.key}: never run")
+            continue
+        lines.append(
+            f"{a.key}: last run {a.last_run} ({a.last_trigger}) {a.last_run_status} at "
+            f"{_time(a.last_time)}, audience {a.last_audience_status}; confirmed on "
+            f"{a.confirmed_on}, pending {a.pending}, skipped (parked) {a.skipped}"
+        )
+    return "\n".join(lines)
+
+
+def history(engine: Engine, *, limit: int) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(sync_runs).order_by(sync_runs.c.id.desc()).limit(limit))
+        return [dict(r._mapping) for r in rows]
+
+
+def format_history(runs: list[dict[str, object]]) -> str:
+    if not runs:
+        return "no runs yet"
+    lines = [
+        f"{'run':>5}  {'trigger':<9} {'status':<11} {'started (UTC)':<19} {'took':>8} "
+        f"{'planned':>8} {'confirmed':>9} {'skipped':>8} {'failed':>7}  error"
+    ]
+    for r in runs:
+        started = r["started_at"]
+        finished = r["finished_at"]
+        took = ""
+        if isinstance(started, datetime) and isinstance(finished, datetime):
+            took = _duration((as_utc(finished) - as_utc(started)).total_seconds())
+        error = str(r["error"] or "")
+        lines.append(
+            f"{r['id']:>5}  {r['trigger']!s:<9} {r['status']!s:<11} {_time(started):<19} "
+            f"{took:>8} {r['planned_count']:>8} {r['confirmed_count']:>9} "
+            f"{r['skipped_count']:>8} {r['failed_count']:>7}  "
+            + (error[:80] + "..." if len(error) > 80 else error)
+        )
+    return "\n".join(lines)
+
+
+def run_exists(engine: Engine, run_id: int) -> bool:
+    with engine.connect() as conn:
+        found = conn.execute(select(sync_runs.c.id).where(sync_runs.c.id == run_id)).scalar()
+    return found is not None
+
+
+def changes(
+    engine: Engine,
+    run_id: int,
+    *,
+    audience: str | None = None,
+    action: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+) -> Iterator[ChangeRow]:
+    """Stream a run's changes in (audience, email) order, filtered."""
+    query = (
+        select(
+            run_changes.c.run_id,
+            audiences.c.key,
+            run_changes.c.email,
+            run_changes.c.action,
+            run_changes.c.status,
+            run_changes.c.reason,
+        )
+        .join(audiences, audiences.c.id == run_changes.c.audience_id)
+        .where(run_changes.c.run_id == run_id)
+        .order_by(audiences.c.key, run_changes.c.email)
+    )
+    if audience is not None:
+        query = query.where(audiences.c.key == audience)
+    if action is not None:
+        query = query.where(run_changes.c.action == action)
+    if status is not None:
+        query = query.where(run_changes.c.status == status)
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=10_000).execute(query)
+        for row in result:
+            yield (row[0], row[1], row[2], row[3], row[4], row[5] or "")
+
+
+def write_csv(rows: Iterator[ChangeRow], out: TextIO) -> int:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+def format_changes(rows: Iterator[ChangeRow]) -> Iterator[str]:
+    for _run, key, email, action, status, reason in rows:
+        yield f"  {key:<24} {email:<40} {action:<3} {status:<9} {reason}".rstrip()
+
+
+def _time(value: object) -> str:
+    if not isinstance(value, datetime):
+        return "-"
+    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -1,0 +1,284 @@
+"""Drift between Listrak's actual values, confirmed state and the latest snapshot, in SQL.
+
+Over the subscribed contacts read back into ``listrak_values`` (the only ones an
+``UpdateSubscribers`` import can change), per audience, with S the latest snapshot, L the value
+in Listrak and C the confirmed value, three disjoint categories:
+
+  on_not_member   L = on,  not in S                      -> send off
+  member_not_on   in S,    L is off or empty             -> send on
+  stale_state     L already right, C disagrees           -> re-send the value (re-confirms it)
+                  (in S, L = on, C not on; or not in S, L not on, C = on)
+
+A repair run plans exactly these changes; reconcile plans ``on_not_member`` on top of a sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, and_, exists, func, insert, literal, not_, or_, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import CompoundSelect, Exists
+
+from audience_sync.state.tables import (
+    listrak_values,
+    memberships,
+    run_audiences,
+    run_changes,
+    snapshot_members,
+    sync_runs,
+)
+
+CATEGORIES: dict[str, str] = {
+    "on_not_member": "on in Listrak, not a member",
+    "member_not_on": "member, off or empty in Listrak",
+    "stale_state": "Listrak right, confirmed state differs",
+}
+FIX: dict[str, str] = {"on_not_member": "off", "member_not_on": "on", "stale_state": "re-send"}
+SAMPLE_SIZE = 5
+
+Rows = Select[tuple[str, str]] | CompoundSelect[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    email: str
+    listrak: str
+    confirmed: str
+    member: bool
+
+
+@dataclass
+class AudienceDrift:
+    audience_id: int
+    snapshot_run: int
+    members: int
+    confirmed_on: int
+    on_in_listrak: int
+    subscribed_read: int
+    counts: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, list[SampleRow]] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def latest_snapshot_run(conn: Connection, audience_id: int) -> int | None:
+    """The newest snapshot a run actually acted on (not a dry run, not a guard-aborted one)."""
+    usable = or_(sync_runs.c.status == "succeeded", run_audiences.c.status == "done")
+    query = (
+        select(func.max(snapshot_members.c.run_id))
+        .join(sync_runs, sync_runs.c.id == snapshot_members.c.run_id)
+        .join(
+            run_audiences,
+            and_(
+                run_audiences.c.run_id == snapshot_members.c.run_id,
+                run_audiences.c.audience_id == snapshot_members.c.audience_id,
+            ),
+        )
+        .where(
+            snapshot_members.c.audience_id == audience_id,
+            sync_runs.c.trigger != "plan",
+            run_audiences.c.status.in_(("planned", "submitted", "done")),
+            usable,
+        )
+    )
+    value = conn.execute(query).scalar()
+    return int(value) if value is not None else None
+
+
+def on_in_listrak(conn: Connection, audience_id: int) -> int:
+    lv = listrak_values
+    query = select(lv.c.email).where(lv.c.audience_id == audience_id, lv.c.value == "on")
+    return _count(conn, query.distinct())
+
+
+class _Sets:
+    """The EXISTS tests the categories are built from, for one audience and snapshot."""
+
+    def __init__(self, audience_id: int, snapshot_run: int) -> None:
+        self.audience_id = audience_id
+        self.snapshot_run = snapshot_run
+
+    def member(self, email: ColumnElement[str]) -> Exists:
+        return exists().where(
+            snapshot_members.c.run_id == self.snapshot_run,
+            snapshot_members.c.audience_id == self.audience_id,
+            snapshot_members.c.email == email,
+        )
+
+    def in_listrak(self, email: ColumnElement[str], *, on: bool = False) -> Exists:
+        lv = listrak_values.alias("lv_probe")
+        conditions = [lv.c.audience_id == self.audience_id, lv.c.email == email]
+        if on:
+            conditions.append(lv.c.value == "on")
+        return exists().where(*conditions)
+
+    def confirmed_on(self, email: ColumnElement[str]) -> Exists:
+        return exists().where(
+            memberships.c.audience_id == self.audience_id,
+            memberships.c.email == email,
+            memberships.c.value == "on",
+        )
+
+    def on_not_member(self) -> Select[tuple[str, str]]:
+        lv = listrak_values
+        return (
+            select(lv.c.email, literal("off"))
+            .where(lv.c.audience_id == self.audience_id, lv.c.value == "on")
+            .where(not_(self.member(lv.c.email)))
+            .distinct()
+        )
+
+    def category(self, name: str) -> Rows:
+        """``(email, action to send)`` rows of one category, each email once."""
+        lv = listrak_values
+        sm = snapshot_members
+        m = memberships
+        if name == "on_not_member":
+            return self.on_not_member()
+        if name == "member_not_on":
+            return (
+                select(sm.c.email, literal("on"))
+                .where(sm.c.run_id == self.snapshot_run, sm.c.audience_id == self.audience_id)
+                .where(self.in_listrak(sm.c.email), not_(self.in_listrak(sm.c.email, on=True)))
+                .distinct()
+            )
+        if name == "stale_state":
+            return (
+                select(lv.c.email, literal("on"))
+                .where(lv.c.audience_id == self.audience_id, lv.c.value == "on")
+                .where(self.member(lv.c.email), not_(self.confirmed_on(lv.c.email)))
+                .distinct()
+                .union(
+                    select(m.c.email, literal("off")).where(
+                        m.c.audience_id == self.audience_id,
+                        m.c.value == "on",
+                        not_(self.member(m.c.email)),
+                        self.in_listrak(m.c.email),
+                        not_(self.in_listrak(m.c.email, on=True)),
+                    )
+                )
+            )
+        raise ValueError(f"unknown drift category {name!r}")
+
+
+def measure(conn: Connection, audience_id: int, snapshot_run: int) -> AudienceDrift:
+    """Counts and a small sample per category; the sets stay in the database."""
+    sets = _Sets(audience_id, snapshot_run)
+    lv = listrak_values
+    report = AudienceDrift(
+        audience_id=audience_id,
+        snapshot_run=snapshot_run,
+        members=_count(
+            conn,
+            select(snapshot_members.c.email)
+            .where(
+                snapshot_members.c.run_id == snapshot_run,
+                snapshot_members.c.audience_id == audience_id,
+            )
+            .distinct(),
+        ),
+        confirmed_on=_count(
+            conn,
+            select(memberships.c.email).where(
+                memberships.c.audience_id == audience_id, memberships.c.value == "on"
+            ),
+        ),
+        on_in_listrak=on_in_listrak(conn, audience_id),
+        subscribed_read=_count(
+            conn, select(lv.c.email).where(lv.c.audience_id == audience_id).distinct()
+        ),
+    )
+    for name in CATEGORIES:
+        rows = sets.category(name).subquery()
+        report.counts[name] = _count(conn, select(rows.c.email))
+        emails = (
+            conn.execute(select(rows.c.email).order_by(rows.c.email).limit(SAMPLE_SIZE))
+            .scalars()
+            .all()
+        )
+        report.samples[name] = _describe(conn, sets, list(emails))
+    return report
+
+
+def plan_repair(conn: Connection, *, run_id: int, audience_id: int, snapshot_run: int) -> None:
+    """Insert every drifted contact's fix into ``run_changes`` (status ``planned``)."""
+    sets = _Sets(audience_id, snapshot_run)
+    for name in CATEGORIES:
+        _insert_changes(conn, run_id, audience_id, sets.category(name))
+
+
+def plan_reconcile_offs(conn: Connection, *, run_id: int, audience_id: int) -> int:
+    """For a sync run whose snapshot is staged as ``run_id``: also send ``off`` to contacts that
+    are on in Listrak but not members, unless the diff already planned them."""
+    sets = _Sets(audience_id, run_id)
+    already = exists().where(
+        run_changes.c.run_id == run_id,
+        run_changes.c.audience_id == audience_id,
+        run_changes.c.email == listrak_values.c.email,
+    )
+    offs = sets.on_not_member().where(not_(already))
+    return _insert_changes(conn, run_id, audience_id, offs)
+
+
+def _insert_changes(conn: Connection, run_id: int, audience_id: int, rows: Rows) -> int:
+    source = rows.subquery()
+    result = conn.execute(
+        insert(run_changes).from_select(
+            ["run_id", "audience_id", "email", "action", "status"],
+            select(
+                literal(run_id),
+                literal(audience_id),
+                source.c.email,
+                source.c[1],
+                literal("planned"),
+            ),
+        )
+    )
+    return int(result.rowcount)
+
+
+def _describe(conn: Connection, sets: _Sets, emails: Sequence[str]) -> list[SampleRow]:
+    if not emails:
+        return []
+    lv = listrak_values
+    actual = dict(
+        conn.execute(
+            select(lv.c.email, func.max(lv.c.value))
+            .where(lv.c.audience_id == sets.audience_id, lv.c.email.in_(emails))
+            .group_by(lv.c.email)
+        ).all()
+    )
+    confirmed = dict(
+        conn.execute(
+            select(memberships.c.email, memberships.c.value).where(
+                memberships.c.audience_id == sets.audience_id, memberships.c.email.in_(emails)
+            )
+        ).all()
+    )
+    members = set(
+        conn.execute(
+            select(snapshot_members.c.email).where(
+                snapshot_members.c.run_id == sets.snapshot_run,
+                snapshot_members.c.audience_id == sets.audience_id,
+                snapshot_members.c.email.in_(emails),
+            )
+        ).scalars()
+    )
+    return [
+        SampleRow(
+            email=e,
+            listrak=actual.get(e) or "empty",
+            confirmed=confirmed.get(e) or "none",
+            member=e in members,
+        )
+        for e in emails
+    ]
+
+
+def _count(conn: Connection, query: Select[tuple[str]]) -> int:
+    return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())

@@ -1,0 +1,180 @@
+"""``verify``: compare Listrak's actual values with confirmed state and the latest snapshot;
+``verify --repair``: a run (trigger ``repair``) whose planned changes are the drift.
+
+Both read Listrak back under the run lock, so no sync can change either side meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, insert, literal, select
+from sqlalchemy.engine import Connection
+
+from audience_sync.config import AudienceSettings
+from audience_sync.guards import check_guards
+from audience_sync.pipeline import PreparedAudience, RunOutcome, SyncJob
+from audience_sync.readback import field_targets, read_back
+from audience_sync.state import drift, ledger, snapshot
+from audience_sync.state.lock import RunLock
+from audience_sync.state.migrate import ensure_current
+from audience_sync.state.tables import audiences, run_changes, snapshot_members
+
+
+@dataclass
+class AudienceCheck:
+    key: str
+    list_id: int
+    field_id: int | None
+    drift: drift.AudienceDrift | None = None
+    note: str | None = None
+
+
+@dataclass
+class VerifyReport:
+    audiences: list[AudienceCheck] = field(default_factory=list)
+    run: RunOutcome | None = None
+
+    @property
+    def drift_total(self) -> int:
+        return sum(a.drift.total for a in self.audiences if a.drift is not None)
+
+
+def _measure_all(job: SyncJob) -> list[AudienceCheck]:
+    checks = []
+    with job.engine.connect() as conn:
+        for audience in job.config.settings.audiences:
+            check = AudienceCheck(audience.key, audience.list_id, audience.profile_field_id)
+            checks.append(check)
+            if audience.profile_field_id is None:
+                check.note = "no profile_field_id; not compared"
+                continue
+            audience_id = _audience_id(job, audience)
+            snapshot_run = drift.latest_snapshot_run(conn, audience_id)
+            if snapshot_run is None:
+                check.note = "no snapshot yet (run a sync first); not compared"
+                continue
+            check.drift = drift.measure(conn, audience_id, snapshot_run)
+    return checks
+
+
+def _audience_id(job: SyncJob, audience: AudienceSettings) -> int:
+    with job.engine.connect() as conn:
+        value = conn.execute(select(audiences.c.id).where(audiences.c.key == audience.key)).scalar()
+    assert value is not None, "field_targets registers every audience with a field"
+    return int(value)
+
+
+class VerifyJob(SyncJob):
+    """:meth:`verify` measures drift; :meth:`repair` is a run whose changes are the drift,
+    planned from the read-back and the latest snapshot instead of from the sources, then
+    submitted, awaited and settled like any other run."""
+
+    checks: list[AudienceCheck]
+
+    def verify(self) -> VerifyReport:
+        """Read Listrak back and measure drift per audience; sends nothing."""
+        ensure_current(self.engine)
+        try:
+            with RunLock(self.engine):
+                self._read_and_measure()
+                return VerifyReport(audiences=self.checks)
+        finally:
+            self.close_client()
+
+    def repair(self, *, force: bool = False) -> VerifyReport:
+        outcome = self.run(trigger="repair", force=force)
+        return VerifyReport(audiences=self.checks, run=outcome)
+
+    def _read_and_measure(self) -> None:
+        targets = field_targets(self.engine, self.config.settings.audiences)
+        read_back(self.engine, self.client, targets, show_progress=self._show_progress)
+        self.checks = _measure_all(self)
+
+    def _before_prepare(self, run_id: int) -> None:
+        self._read_and_measure()
+
+    def _prepare(self, run_id: int, audience: AudienceSettings, *, full: bool) -> PreparedAudience:
+        check = next(c for c in self.checks if c.key == audience.key)
+        audience_id = _audience_id(self, audience) if check.field_id is not None else 0
+        prepared = PreparedAudience(settings=audience, audience_id=audience_id)
+        if check.drift is None:
+            return prepared
+        found = check.drift
+        with self.engine.begin() as conn:
+            ledger.start_run_audience(
+                conn, run_id, audience_id, source=f"repair: snapshot of run {found.snapshot_run}"
+            )
+            drift.plan_repair(
+                conn, run_id=run_id, audience_id=audience_id, snapshot_run=found.snapshot_run
+            )
+            planned: dict[str, int] = dict(
+                conn.execute(
+                    select(run_changes.c.action, func.count())
+                    .where(run_changes.c.run_id == run_id, run_changes.c.audience_id == audience_id)
+                    .group_by(run_changes.c.action)
+                ).all()
+            )
+            if planned:
+                _copy_snapshot(conn, found.snapshot_run, run_id, audience_id)
+            plan = snapshot.PlanCounts(
+                snapshot=found.members,
+                confirmed_on_before=found.confirmed_on,
+                planned_on=int(planned.get("on", 0)),
+                planned_off=int(planned.get("off", 0)),
+                parked_on=0,
+                parked_off=0,
+            )
+            prepared.plan = plan
+            prepared.verdict = check_guards(
+                plan, self.config.guards_for(audience), on_in_listrak=found.on_in_listrak
+            )
+            ledger.update_run_audience(
+                conn,
+                run_id,
+                audience_id,
+                status="planned",
+                snapshot_count=plan.snapshot,
+                confirmed_on_before=plan.confirmed_on_before,
+                planned_on=plan.planned_on,
+                planned_off=plan.planned_off,
+                unchanged_count=plan.snapshot - plan.planned_on,
+            )
+        return prepared
+
+
+def _copy_snapshot(conn: Connection, from_run: int, to_run: int, audience_id: int) -> None:
+    """The repair run acts on this snapshot; a settled run keeps only its own snapshot."""
+    source = select(literal(to_run), literal(audience_id), snapshot_members.c.email).where(
+        snapshot_members.c.run_id == from_run, snapshot_members.c.audience_id == audience_id
+    )
+    conn.execute(
+        insert(snapshot_members).from_select(["run_id", "audience_id", "email"], source.distinct())
+    )
+
+
+def format_report(report: VerifyReport) -> str:
+    lines = []
+    for check in report.audiences:
+        found = check.drift
+        if found is None:
+            lines.append(f"{check.key}: {check.note}")
+            continue
+        verdict = f"drift {found.total}" if found.total else "no drift"
+        lines.append(
+            f"{check.key} (list {check.list_id}, field {check.field_id}): {verdict}; "
+            f"members {found.members} (snapshot of run {found.snapshot_run}), "
+            f"confirmed on {found.confirmed_on}, on in Listrak {found.on_in_listrak}, "
+            f"subscribed contacts read {found.subscribed_read}"
+        )
+        for name, label in drift.CATEGORIES.items():
+            count = found.counts.get(name, 0)
+            if not count:
+                continue
+            lines.append(f"  {label}: {count} (fix: {drift.FIX[name]})")
+            for row in found.samples.get(name, []):
+                member = "member" if row.member else "not a member"
+                lines.append(
+                    f"      {row.email}  Listrak {row.listrak}, confirmed {row.confirmed}, {member}"
+                )
+    return "\n".join(lines)
