@@ -139,6 +139,9 @@ class SyncJob:
             for prepared in outcome.audiences:
                 if prepared.has_changes:
                     self._submit_and_settle(run_id, prepared)
+                elif prepared.plan is not None and not prepared.error:
+                    with self.engine.begin() as conn:
+                        snapshot.drop_snapshots_before(conn, prepared.audience_id, run_id)
             failed = [a for a in outcome.audiences if a.error]
             return self._finish(
                 outcome,

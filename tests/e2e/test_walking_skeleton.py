@@ -74,3 +74,16 @@ def test_member_unknown_to_listrak_is_never_subscribed(harness: Harness) -> None
     )
     emails_on_list = {c.email for c in harness.sandbox.world.contacts(100)}
     assert "stranger@example.com" not in emails_on_list
+
+
+def test_only_the_newest_snapshot_is_kept(harness: Harness) -> None:
+    from sqlalchemy import func, select
+
+    from audience_sync.state.tables import snapshot_members
+
+    setup_first_time_shoppers(harness)
+    harness.run()
+    last = harness.run()  # unchanged: nothing sent, but the snapshot is still the newest
+    with harness.engine.connect() as conn:
+        runs = conn.execute(select(func.distinct(snapshot_members.c.run_id))).scalars().all()
+    assert runs == [last.run_id]
