@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
+from audience_sync.checkpoints import checkpoint
 from audience_sync.config import AppConfig, AudienceSettings
 from audience_sync.errors import (
     AudienceSyncError,
@@ -123,6 +124,7 @@ class SyncJob:
                 self._prepare(run_id, audience, full=full)
                 for audience in self.config.settings.audiences
             ]
+            checkpoint("planned")
             tripped = [a for a in outcome.audiences if a.verdict and not a.verdict.ok]
             if tripped and not force:
                 return self._abort(outcome, tripped)
@@ -202,6 +204,7 @@ class SyncJob:
         except SourceError as exc:
             prepared.error = str(exc)
             return self._audience_failed(run_id, prepared)
+        checkpoint("staged")
         cutoff = utcnow() - self.config.settings.sync.retry_skipped_after
         with self.engine.begin() as conn:
             plan = snapshot.plan_changes(
@@ -384,9 +387,11 @@ class SyncJob:
     ) -> None:
         assert audience.profile_field_id is not None
         body = build_import_file(part, file_name=name, field_id=audience.profile_field_id)
+        checkpoint("posting")
         listrak_id = self._post_once(
             audience.list_id, name, lambda: self.client.post_import(audience.list_id, body)
         )
+        checkpoint("posted")
         with self.engine.begin() as conn:
             ledger.update_import(
                 conn,
@@ -413,6 +418,7 @@ class SyncJob:
                 return post()
             except RetriableListrakError as exc:
                 logger.warning("import.answer_lost", extra={"file_name": name, "error": str(exc)})
+                checkpoint("answer_lost")
                 found = self.client.find_import(list_id, name)
                 if found is not None:
                     return found
@@ -449,7 +455,9 @@ class SyncJob:
                     f"import {row['file_name']} still {value or 'pending'} after "
                     f"{settings.import_timeout}; the next run will collect it"
                 )
+            checkpoint("polling")
             self._sleep(settings.poll_interval_seconds)
+        checkpoint("finished")
         if value not in vocabulary.import_success:
             with self.engine.begin() as conn:
                 confirm.fail_import_changes(
