@@ -138,6 +138,9 @@ class RunLock:
             )
 
     def _is_stale(self, row: object, now: datetime) -> bool:
+        if self._pg_connection is not None:
+            # We hold the advisory lock, so whoever wrote this row lost it with its session.
+            return True
         mapping = dict(row)  # type: ignore[call-overload]
         if mapping["holder_host"] == self._host and not _process_alive(mapping["holder_pid"]):
             return True
