@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
 
-from audience_sync.state.tables import audiences, memberships, run_changes
+from audience_sync.state.tables import audiences, listrak_imports, memberships, run_changes
 from tests.harness import CLIENT_ID, CLIENT_SECRET, LIST_ID, Harness
 
 CREDENTIALS = {"LISTRAK_CLIENT_ID": CLIENT_ID, "LISTRAK_CLIENT_SECRET": CLIENT_SECRET}
@@ -100,3 +100,10 @@ def assert_in_step(h: Harness, desired: Mapping[str, Iterable[str]]) -> None:
         assert confirmed_by_audience(h, key) == values, key
     statuses = change_statuses(h)
     assert set(statuses) <= FINAL_STATUSES, statuses
+    with h.engine.connect() as conn:
+        unresolved = conn.execute(
+            select(listrak_imports.c.file_name, listrak_imports.c.status).where(
+                listrak_imports.c.status.in_(("posting", "submitted"))
+            )
+        ).all()
+    assert unresolved == [], "imports left open"
