@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
+from audience_sync.checkpoints import checkpoint
 from audience_sync.config import AppConfig, AudienceSettings
 from audience_sync.errors import (
     AudienceSyncError,
@@ -131,6 +132,7 @@ class SyncJob:
                 self._prepare(run_id, audience, full=full)
                 for audience in self.config.settings.audiences
             ]
+            checkpoint("planned")
             tripped = [a for a in outcome.audiences if a.verdict and not a.verdict.ok]
             if tripped and not force:
                 return self._abort(outcome, tripped)
@@ -221,6 +223,7 @@ class SyncJob:
         except SourceError as exc:
             prepared.error = str(exc)
             return self._audience_failed(run_id, prepared)
+        checkpoint("staged")
         cutoff = utcnow() - self.config.settings.sync.retry_skipped_after
         with self.engine.begin() as conn:
             plan = snapshot.plan_changes(
@@ -358,6 +361,7 @@ class SyncJob:
                 for part in route.parts(pairs, limit=limit, first_number=next_number):
                     next_number = part.number + 1
                     import_row_id = self._record_part(run_id, prepared, part, route.name)
+                    checkpoint("posting")
                     try:
                         listrak_id = route.post(part)
                     except PayloadTooLargeError:
@@ -373,6 +377,7 @@ class SyncJob:
                         # next run to look up.
                         self._refused_part(import_row_id, exc)
                         raise
+                    checkpoint("posted")
                     self._mark_submitted(import_row_id, audience, part, listrak_id)
                     import_rows.append(import_row_id)
             if not too_large:
@@ -482,7 +487,9 @@ class SyncJob:
                     f"import {row['file_name']} still {value or 'pending'} after "
                     f"{settings.import_timeout}; the next run will collect it"
                 )
+            checkpoint("polling")
             self._sleep(settings.poll_interval_seconds)
+        checkpoint("finished")
         if value not in vocabulary.import_success:
             with self.engine.begin() as conn:
                 confirm.fail_import_changes(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -15,7 +16,7 @@ from audience_sync.sandbox import SandboxServer, SandboxSettings
 from audience_sync.sandbox.settings import Faults
 from audience_sync.state import migrate
 from audience_sync.state.db import make_engine
-from tests.harness import LIST_ID
+from tests.harness import LIST_ID, Harness
 
 PG_ADMIN_URL = os.environ.get(
     "AUDIENCE_SYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -100,3 +101,18 @@ def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
     sandbox_server.world.reset()
     sandbox_server.world.add_list(LIST_ID, "Main list")
     return sandbox_server
+
+
+@pytest.fixture
+def harness(tmp_path: Path, sandbox: SandboxServer, database_url: str) -> Iterator[Harness]:
+    """Parametrised over SQLite and PostgreSQL through ``database_url``."""
+    h = Harness(root=tmp_path, sandbox=sandbox, state_url=database_url)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def sqlite_harness(tmp_path: Path, sandbox: SandboxServer) -> Iterator[Harness]:
+    h = Harness(root=tmp_path, sandbox=sandbox, state_url=f"sqlite:///{tmp_path}/state.db")
+    yield h
+    h.close()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
 
+from audience_sync.checkpoints import checkpoint
 from audience_sync.config import ListrakSettings
 from audience_sync.errors import RetriableListrakError
 from audience_sync.listrak.client import ListrakClient
@@ -119,6 +120,7 @@ class ListImportRoute(_Route):
                 logger.warning(
                     "import.answer_lost", extra={"file_name": part.file_name, "error": str(exc)}
                 )
+                checkpoint("answer_lost")
                 found = self._client.find_import(self._list_id, part.file_name)
                 if found is not None:
                     logger.info("import.found_by_name", extra={"file_name": part.file_name})

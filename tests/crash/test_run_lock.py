@@ -1,0 +1,211 @@
+"""Two runs never overlap, and a run killed while holding the lock does not block the next."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+
+from audience_sync.checkpoints import WAIT_ENV, WAIT_FILE_ENV
+from audience_sync.errors import RunInProgressError
+from audience_sync.state.db import as_utc, utcnow
+from audience_sync.state.lock import DEFAULT_LEASE_SECONDS, LOCK_NAME, RunLock
+from audience_sync.state.tables import run_lock, sync_runs
+from tests.crash.helpers import COMMAND_TIMEOUT_SECONDS, run_cli, start_cli
+from tests.harness import Harness
+
+MEMBERS = [f"m{i}@example.com" for i in range(20)]
+POLL_SECONDS = 0.05
+
+
+@pytest.fixture
+def ready(harness: Harness) -> Harness:
+    harness.add_contacts(subscribed=MEMBERS)
+    harness.add_audience("vip", 300, MEMBERS)
+    harness.engine  # noqa: B018 - migrates the state database
+    return harness
+
+
+def wait_until(predicate: object, what: str, timeout: float = COMMAND_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(POLL_SECONDS)
+
+
+def lease(engine: Engine) -> dict[str, object] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(run_lock).where(run_lock.c.name == LOCK_NAME)).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def holding(engine: Engine, pid: int) -> bool:
+    current = lease(engine)
+    return current is not None and current["holder_pid"] == pid and current["run_id"] is not None
+
+
+@pytest.fixture
+def spawned() -> Iterator[list[subprocess.Popen[str]]]:
+    """Runs a test starts; any still alive when it ends (a failed test) are killed."""
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def held_run(
+    h: Harness, release: Path, spawned: list[subprocess.Popen[str]]
+) -> subprocess.Popen[str]:
+    """A run that holds the lock, waiting after planning until ``release`` exists."""
+    holder = start_cli(h, "--quiet", "run", env={WAIT_ENV: "planned", WAIT_FILE_ENV: str(release)})
+    spawned.append(holder)
+    wait_until(lambda: holding(h.engine, holder.pid) or holder.poll() is not None, "the lock")
+    assert holder.poll() is None, holder.communicate()
+    return holder
+
+
+def test_two_runs_started_together_one_runs_the_other_exits_4(
+    ready: Harness, tmp_path: Path, spawned: list[subprocess.Popen[str]]
+) -> None:
+    release = tmp_path / "release"
+    env = {WAIT_ENV: "planned", WAIT_FILE_ENV: str(release)}
+    runs = [start_cli(ready, "--quiet", "run", env=env) for _ in range(2)]
+    spawned.extend(runs)
+    wait_until(lambda: any(p.poll() is not None for p in runs), "one run to give up")
+    loser = next(p for p in runs if p.returncode is not None)
+    winner = next(p for p in runs if p is not loser)
+    _, err = loser.communicate()
+    assert loser.returncode == 4, err
+    assert "another run is in progress (" in err
+    release.touch()
+    _, err = winner.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
+    assert winner.returncode == 0, err
+    assert ready.members_on("vip") == set(MEMBERS)
+    assert lease(ready.engine) is None
+
+
+def test_lock_holder_killed_with_sigkill_frees_the_lock(
+    ready: Harness, tmp_path: Path, spawned: list[subprocess.Popen[str]]
+) -> None:
+    holder = held_run(ready, tmp_path / "never", spawned)
+    busy = run_cli(ready, "--quiet", "run")
+    assert busy.returncode == 4, busy.stderr
+
+    holder.send_signal(signal.SIGKILL)
+    holder.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
+    after = run_cli(ready, "--quiet", "run")
+    assert after.returncode == 0, after.stderr
+    assert "lock.taken_over" in after.stderr
+    assert ready.members_on("vip") == set(MEMBERS)
+    with ready.engine.connect() as conn:
+        statuses = list(conn.execute(select(sync_runs.c.status).order_by(sync_runs.c.id)).scalars())
+    assert statuses == ["interrupted", "succeeded"]
+
+
+# --- the lease row (the only lock on SQLite; names the holder on PostgreSQL) ------------------
+
+
+def write_lease(engine: Engine, *, host: str, pid: int, heartbeat_age: float) -> None:
+    beat = utcnow() - timedelta(seconds=heartbeat_age)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(run_lock).values(
+                name=LOCK_NAME,
+                run_id=None,
+                holder_host=host,
+                holder_pid=pid,
+                token="another-holder",
+                acquired_at=beat,
+                heartbeat_at=beat,
+                expires_at=beat + timedelta(seconds=DEFAULT_LEASE_SECONDS),
+            )
+        )
+
+
+def dead_pid() -> int:
+    process = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(process.stdout)
+
+
+def test_lease_expiry_is_a_minute_or_two() -> None:
+    assert 60 <= DEFAULT_LEASE_SECONDS <= 120
+
+
+def test_fresh_lease_from_another_host_blocks_on_sqlite(sqlite_harness: Harness) -> None:
+    engine = sqlite_harness.engine
+    write_lease(engine, host="other-host", pid=os.getpid(), heartbeat_age=DEFAULT_LEASE_SECONDS - 5)
+    with pytest.raises(RunInProgressError, match="another run is in progress"), RunLock(engine):
+        pass
+    assert lease(engine)["token"] == "another-holder"  # type: ignore[index]
+
+
+def test_expired_lease_from_another_host_is_taken_over_on_sqlite(sqlite_harness: Harness) -> None:
+    engine = sqlite_harness.engine
+    write_lease(engine, host="other-host", pid=os.getpid(), heartbeat_age=DEFAULT_LEASE_SECONDS + 5)
+    with RunLock(engine):
+        current = lease(engine)
+        assert current is not None
+        assert current["holder_pid"] == os.getpid()
+        assert current["token"] != "another-holder"
+    assert lease(engine) is None
+
+
+def test_dead_holder_on_this_host_is_detected_at_once(
+    database_url: str, sqlite_harness: Harness
+) -> None:
+    import socket
+
+    engine = sqlite_harness.engine
+    write_lease(engine, host=socket.gethostname(), pid=dead_pid(), heartbeat_age=0)
+    with RunLock(engine):
+        assert lease(engine)["holder_pid"] == os.getpid()  # type: ignore[index]
+
+
+def test_heartbeat_renews_the_lease_while_the_run_lives(sqlite_harness: Harness) -> None:
+    engine = sqlite_harness.engine
+    with RunLock(engine, lease_seconds=0.3):
+        first = lease(engine)
+        assert first is not None
+        wait_until(
+            lambda: as_utc(lease(engine)["heartbeat_at"]) > as_utc(first["heartbeat_at"]),  # type: ignore[index]
+            "a heartbeat",
+            timeout=30,
+        )
+        renewed = lease(engine)
+        assert renewed is not None
+        assert as_utc(renewed["expires_at"]) > as_utc(first["expires_at"])  # type: ignore[arg-type]
+
+
+def test_postgresql_lock_is_free_once_the_holders_session_ended(pg_database_url: str) -> None:
+    """A lease row left by a holder on another host does not block once the advisory lock is
+    free: on PostgreSQL the lock is the session's, and a session ends with its process."""
+    from audience_sync.state import migrate
+    from audience_sync.state.db import make_engine
+
+    engine = make_engine(pg_database_url)
+    try:
+        migrate.upgrade(engine)
+        write_lease(engine, host="other-host", pid=1, heartbeat_age=0)
+        with RunLock(engine):
+            assert lease(engine)["holder_pid"] == os.getpid()  # type: ignore[index]
+            with pytest.raises(RunInProgressError), RunLock(engine):
+                pass
+    finally:
+        engine.dispose()
