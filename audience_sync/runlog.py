@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from audience_sync.state.db import as_utc
+from audience_sync.state.lock import process_alive
 from audience_sync.state.tables import (
     audiences,
     memberships,
@@ -126,7 +126,7 @@ def _scheduler(conn: Connection) -> SchedulerInfo | None:
         return None
     alive: bool | None = None
     if row.host == socket.gethostname():
-        alive = _process_alive(int(row.pid))
+        alive = process_alive(int(row.pid))
     next_run = as_utc(row.next_run_at) if row.next_run_at else None
     return SchedulerInfo(row.schedule, next_run, row.host, int(row.pid), alive)
 
@@ -137,16 +137,6 @@ def _running(conn: Connection) -> str | None:
         return None
     what = f"run {row.run_id}" if row.run_id is not None else "a run or verify"
     return f"{what} on {row.holder_host} (pid {row.holder_pid}) since {_time(row.acquired_at)}"
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def format_status(state: Status, *, schedule_configured: str) -> str:

@@ -151,7 +151,7 @@ class RunLock:
 
     def _is_stale(self, row: object, now: datetime) -> bool:
         mapping = dict(row)  # type: ignore[call-overload]
-        if mapping["holder_host"] == self._host and not _process_alive(mapping["holder_pid"]):
+        if mapping["holder_host"] == self._host and not process_alive(mapping["holder_pid"]):
             return True
         return as_utc(mapping["expires_at"]) < now
 
@@ -190,7 +190,7 @@ class RunLock:
         return RunInProgressError(f"another run is in progress ({run_text}, started {when})")
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
