@@ -38,6 +38,7 @@ class Harness:
     audiences: dict[str, int] = field(default_factory=dict)
     listrak_settings: dict[str, Any] = field(default_factory=dict)
     extra_toml: str = ""
+    sources: dict[str, str] = field(default_factory=dict)  # audience key -> inline TOML table
     _engine: Engine | None = None
 
     # --- Listrak side -------------------------------------------------------------------
@@ -89,7 +90,8 @@ class Harness:
                 f'key = "{key}"',
                 f"list_id = {LIST_ID}",
                 f"profile_field_id = {field_id}",
-                f'source = {{ kind = "csv", path = "members/{key}.csv" }}',
+                "source = "
+                + self.sources.get(key, f'{{ kind = "csv", path = "members/{key}.csv" }}'),
             ]
         return "\n".join(lines) + "\n"
 
