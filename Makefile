@@ -31,8 +31,9 @@ typecheck: $(STAMP)
 
 N ?= 1000000
 CHURN ?= 0.01
+STORE ?= sqlite
 bench: $(STAMP)
-	$(BIN)/python bench/run_bench.py --members $(N) --churn $(CHURN)
+	$(BIN)/python bench/run_bench.py --members $(N) --churn $(CHURN) --store $(STORE)
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

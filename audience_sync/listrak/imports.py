@@ -99,7 +99,13 @@ def field_value_batch(
     ]
 
 
+_NEEDS_QUOTING = frozenset(DELIMITER + TEXT_QUALIFIER + "\r\n")
+
+
 def _csv_line(values: tuple[str, str]) -> bytes:
+    if all(v and _NEEDS_QUOTING.isdisjoint(v) for v in values):
+        # What csv.writer writes for cells it would not quote, without building one per row.
+        return (DELIMITER.join(values) + "\r\n").encode("utf-8")
     out = io.StringIO()
     csv.writer(out, delimiter=DELIMITER, quotechar=TEXT_QUALIFIER, lineterminator="\r\n").writerow(
         values

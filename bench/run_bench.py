@@ -1,0 +1,348 @@
+"""Benchmark: the job on an N-member audience against DuckDB's anti-join of the same files.
+
+    python bench/run_bench.py --members 1000000 --churn 0.01 [--store sqlite|postgresql]
+
+Scenarios, in order, on one state database and one sandbox (in its own process):
+  first run        every member is new: N contacts turned on
+  unchanged rerun  the same file again: nothing to send
+  plan (churn)     the changed file, dry run: stage and diff only
+  run (churn)      the changed file: send the changes
+  duckdb           in-memory DuckDB reads both files and anti-joins them both ways
+
+"other" is the rest of the wall time: lock, resume, ledger rows, dropping the previous snapshot.
+Peak RSS is this process's high-water mark during each scenario; the sandbox's memory and the
+PostgreSQL server's are not in it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sqlite3
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from probes import Probe, peak_rss_mb, reset_peak_rss, timing
+from sandbox_process import FIELD_ID, LIST_ID, SandboxInfo, SandboxProcess
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from workload import Workload, duckdb_diff, prepare
+
+from audience_sync.config import AppConfig, Credentials, load_config
+from audience_sync.listrak.client import ListrakClient
+from audience_sync.pipeline import SyncJob
+from audience_sync.sandbox.settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from audience_sync.state import migrate
+from audience_sync.state.db import make_engine
+from audience_sync.state.tables import listrak_imports
+
+AUDIENCE = "bench_audience"
+PART_LIMIT_BYTES = 185_000_000
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_DATABASE = "audience_sync_bench"
+STAGES = ("read", "normalise", "stage", "diff", "submit", "await", "confirm", "other")
+
+
+@dataclass
+class Row:
+    scenario: str
+    wall: float
+    stages: dict[str, float]
+    peak_rss_mb: float
+    import_posts: int = 0
+    http_requests: int = 0
+    changed_bytes: int = 0
+    planned_on: int = 0
+    planned_off: int = 0
+    status: str = ""
+
+
+@dataclass
+class Result:
+    machine: dict[str, Any]
+    members: int
+    churn: float
+    store: str
+    rows: list[Row] = field(default_factory=list)
+    duckdb_seconds: float = 0.0
+    duckdb_rss_mb: float = 0.0
+    sandbox_seed_seconds: float = 0.0
+    sandbox_rss_mb: float = 0.0
+
+    def row(self, scenario: str) -> Row:
+        return next(r for r in self.rows if r.scenario == scenario)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--churn", type=float, default=0.01)
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--workdir", type=Path, default=Path(__file__).parent / "out")
+    parser.add_argument("--chunk-size", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    workload = prepare(args.workdir, args.members, args.churn)
+    print(f"data ready in {time.perf_counter() - started:.1f}s: {workload.old_csv.parent}")
+    result = Result(
+        machine=machine(args.store),
+        members=args.members,
+        churn=args.churn,
+        store=args.store,
+    )
+    sandbox = SandboxProcess(workload.contacts_csv, AUDIENCE)
+    with sandbox as info:
+        result.sandbox_seed_seconds = info.seed_seconds
+        print(
+            f"sandbox seeded with {args.members + workload.added:,} contacts "
+            f"in {info.seed_seconds:.1f}s ({info.rss_mb:,.0f} MiB)"
+        )
+        engine = state_engine(args.store, args.workdir)
+        try:
+            run_scenarios(result, workload, info, engine, args)
+        finally:
+            engine.dispose()
+            if args.store == "postgresql":
+                drop_pg_database()
+        result.sandbox_rss_mb = sandbox.rss_mb()
+    reset_peak_rss()
+    reference = duckdb_diff(workload)
+    result.duckdb_seconds = reference.seconds
+    result.duckdb_rss_mb = peak_rss_mb()
+    churn_plan = result.row("plan (churn)")
+    if (reference.added, reference.removed) != (churn_plan.planned_on, churn_plan.planned_off):
+        raise SystemExit(
+            f"plan disagrees with DuckDB: on/off {churn_plan.planned_on}/{churn_plan.planned_off}"
+            f", DuckDB added/removed {reference.added}/{reference.removed}"
+        )
+    print_report(result)
+    out = args.workdir / f"result-{args.store}-{args.members}.json"
+    out.write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
+    print(f"\n(raw figures in {out})")
+    return 0
+
+
+def run_scenarios(
+    result: Result, workload: Workload, sandbox: SandboxInfo, engine: Engine, args: Any
+) -> None:
+    old = write_config(args.workdir, "old", workload.old_csv, sandbox, engine, args.chunk_size)
+    new = write_config(args.workdir, "new", workload.new_csv, sandbox, engine, args.chunk_size)
+    scenarios = [
+        ("first run", old, False),
+        ("unchanged rerun", old, False),
+        ("plan (churn)", new, True),
+        ("run (churn)", new, False),
+    ]
+    probe = Probe()
+    for name, config, dry_run in scenarios:
+        probe.reset()
+        job = make_job(config, engine, probe)
+        reset_peak_rss()
+        with timing(probe):
+            t0 = time.perf_counter()
+            outcome = job.run(trigger="manual", dry_run=dry_run)
+            wall = time.perf_counter() - t0
+        row = Row(
+            scenario=name,
+            wall=wall,
+            stages=probe.stages(wall),
+            peak_rss_mb=peak_rss_mb(),
+            import_posts=probe.requests["import_posts"],
+            http_requests=probe.requests["total"],
+            changed_bytes=import_bytes(engine, outcome.run_id),
+            status=outcome.status,
+        )
+        plan = outcome.audiences[0].plan
+        if plan is not None:
+            row.planned_on, row.planned_off = plan.planned_on, plan.planned_off
+        result.rows.append(row)
+        print(f"  {name}: {wall:.1f}s ({outcome.status})", flush=True)
+        if outcome.status not in ("succeeded", "planned"):
+            raise SystemExit(f"{name} ended {outcome.status}: {outcome.error}")
+
+
+def write_config(
+    workdir: Path,
+    name: str,
+    members_csv: Path,
+    sandbox: SandboxInfo,
+    engine: Engine,
+    chunk_size: int | None,
+) -> AppConfig:
+    sync = f"[sync]\nchunk_size = {chunk_size}\n" if chunk_size else ""
+    text = f"""\
+[state]
+url = "{engine.url.render_as_string(hide_password=False)}"
+[listrak]
+api_url = "{sandbox.api_url}"
+auth_url = "{sandbox.auth_url}"
+poll_interval_seconds = 0.1
+timeout_seconds = 600
+{sync}
+[[audiences]]
+key = "{AUDIENCE}"
+list_id = {LIST_ID}
+profile_field_id = {FIELD_ID}
+source = {{ kind = "csv", path = "{members_csv}" }}
+"""
+    path = workdir / f"bench-{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+def make_job(config: AppConfig, engine: Engine, probe: Probe) -> SyncJob:
+    credentials = Credentials(client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET)
+    return SyncJob(
+        config,
+        engine=engine,
+        client_factory=lambda: ListrakClient.build(
+            config.settings.listrak,
+            credentials,
+            event_hooks={"request": [probe.on_request]},
+        ),
+    )
+
+
+def state_engine(store: str, workdir: Path) -> Engine:
+    if store == "sqlite":
+        path = workdir / "bench-state.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        engine = make_engine(f"sqlite:///{path}")
+    else:
+        drop_pg_database()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {PG_DATABASE}")
+        engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DATABASE}")
+    migrate.upgrade(engine)
+    return engine
+
+
+def drop_pg_database() -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+
+
+def import_bytes(engine: Engine, run_id: int) -> int:
+    with engine.connect() as conn:
+        total = conn.execute(
+            select(func.coalesce(func.sum(listrak_imports.c.byte_count), 0)).where(
+                listrak_imports.c.run_id == run_id
+            )
+        ).scalar_one()
+    return int(total)
+
+
+def machine(store: str) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+    if store == "postgresql":
+        with psycopg.connect(PG_ADMIN_URL) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            info["postgresql"] = row[0] if row else "?"
+    return info
+
+
+def print_report(result: Result) -> None:
+    m = result.machine
+    print(
+        f"\n{result.members:,} members, churn {result.churn:.2%}, store {result.store}, "
+        f"{m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, "
+        f"SQLite {m['sqlite']}" + (f", PostgreSQL {m['postgresql']}" if "postgresql" in m else "")
+    )
+    header = ["scenario", "wall s", *STAGES, "peak RSS MiB", "import POSTs", "HTTP", "on", "off"]
+    lines = [header]
+    for row in result.rows:
+        lines.append(
+            [
+                row.scenario,
+                f"{row.wall:.1f}",
+                *(f"{row.stages[s]:.1f}" for s in STAGES),
+                f"{row.peak_rss_mb:,.0f}",
+                str(row.import_posts),
+                str(row.http_requests),
+                f"{row.planned_on:,}",
+                f"{row.planned_off:,}",
+            ]
+        )
+    blank = [""] * len(STAGES)
+    lines.append(
+        [
+            "duckdb anti-join",
+            f"{result.duckdb_seconds:.1f}",
+            *blank,
+            f"{result.duckdb_rss_mb:,.0f}",
+            "",
+            "",
+            "",
+            "",
+        ]
+    )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for i, line in enumerate(lines):
+        print(
+            "| "
+            + " | ".join(
+                cell.ljust(w) if j == 0 else cell.rjust(w)
+                for j, (cell, w) in enumerate(zip(line, widths, strict=True))
+            )
+            + " |"
+        )
+        if i == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+    plan, first = result.row("plan (churn)"), result.row("first run")
+    rerun, churn_run = result.row("unchanged rerun"), result.row("run (churn)")
+    ratio = plan.wall / result.duckdb_seconds
+    print(
+        f"\nplan / DuckDB = {plan.wall:.1f}s / {result.duckdb_seconds:.1f}s = {ratio:.1f}x"
+        f"  (target <= 2x: {verdict(ratio <= 2)})"
+    )
+    print(
+        f"plan peak RSS = {plan.peak_rss_mb:,.0f} MiB  (target < 2 GB: "
+        f"{verdict(plan.peak_rss_mb < 2048)})"
+    )
+    for row in (first, churn_run):
+        allowed = max(1, math.ceil(row.changed_bytes / PART_LIMIT_BYTES))
+        print(
+            f"{row.scenario}: {row.import_posts} import POST(s) for "
+            f"{row.changed_bytes / 1e6:,.1f} MB of changes (at most {allowed}: "
+            f"{verdict(row.import_posts <= allowed)})"
+        )
+    rerun_ratio = rerun.wall / first.wall
+    print(
+        f"unchanged rerun / first run = {rerun.wall:.1f}s / {first.wall:.1f}s = "
+        f"{rerun_ratio:.2f}  (target <= 0.2: {verdict(rerun_ratio <= 0.2)})"
+    )
+    print(
+        f"sandbox (separate process): seeded in {result.sandbox_seed_seconds:.1f}s, "
+        f"RSS at the end {result.sandbox_rss_mb:,.0f} MiB"
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
