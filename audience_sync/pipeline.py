@@ -35,7 +35,7 @@ from audience_sync.normalize import normalize_chunk, normalize_email
 from audience_sync.readback import field_targets, read_back
 from audience_sync.sources import build_source
 from audience_sync.state import confirm, drift, ledger, snapshot
-from audience_sync.state.db import analyze, make_engine, utcnow
+from audience_sync.state.db import make_engine, utcnow
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
 from audience_sync.state.tables import listrak_imports, run_changes, sync_runs
@@ -222,6 +222,8 @@ class SyncJob:
             rows_read, invalid = self._stage(run_id, audience_id, audience, source)
         except SourceError as exc:
             prepared.error = str(exc)
+            with self.engine.begin() as conn:
+                snapshot.drop_staged(conn, run_id, audience_id)
             return self._audience_failed(run_id, prepared)
         checkpoint("staged")
         cutoff = utcnow() - self.config.settings.sync.retry_skipped_after
@@ -273,15 +275,17 @@ class SyncJob:
         invalid: dict[str, int] = {}
         rows_read = 0
         chunk_size = self.config.settings.sync.chunk_size
-        with self.engine.begin() as conn, self._bar(f"read {audience.key}", "rows") as bar:
+        # A commit per chunk keeps SQLite's write lock short, so the run lock's heartbeat gets
+        # through; rows of a staging cut short belong to a run that never plans them.
+        with self.engine.connect() as conn, self._bar(f"read {audience.key}", "rows") as bar:
             for raw in source.chunks(chunk_size):
                 chunk = normalize_chunk(raw)
-                snapshot.stage_emails(conn, run_id, audience_id, chunk.emails)
+                with conn.begin():
+                    snapshot.stage_emails(conn, run_id, audience_id, chunk.emails)
                 for reason, count in chunk.invalid.items():
                     invalid[reason] = invalid.get(reason, 0) + count
                 rows_read += len(raw)
                 bar.update(len(raw))
-            analyze(conn, "snapshot_members")
         return rows_read, invalid
 
     def _audience_failed(self, run_id: int, prepared: PreparedAudience) -> PreparedAudience:

@@ -19,6 +19,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Exists
 
+from audience_sync.state.db import analyze
 from audience_sync.state.tables import (
     memberships,
     parked_contacts,
@@ -195,8 +196,8 @@ def plan_changes(
 def _refresh_statistics(conn: Connection) -> None:
     # Right after a bulk load PostgreSQL has no statistics for the staged rows, plans the
     # anti-joins as nested loops over "a few" rows, and takes hours at 1M members.
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("ANALYZE snapshot_members, memberships, parked_contacts")
+    for table in (snapshot_members, memberships, parked_contacts):
+        analyze(conn, table.name)
 
 
 def _unpark_changed_contacts(conn: Connection, run_id: int, audience_id: int) -> None:
@@ -213,6 +214,15 @@ def _unpark_changed_contacts(conn: Connection, run_id: int, audience_id: int) ->
                 and_(parked_contacts.c.action == "on", not_(member)),
                 and_(parked_contacts.c.action == "off", member),
             ),
+        )
+    )
+
+
+def drop_staged(conn: Connection, run_id: int, audience_id: int) -> None:
+    """Forget a snapshot that was not read completely."""
+    conn.execute(
+        delete(snapshot_members).where(
+            snapshot_members.c.run_id == run_id, snapshot_members.c.audience_id == audience_id
         )
     )
 

@@ -203,3 +203,27 @@ def test_a_run_fed_by_each_kind_reaches_the_expected_membership(
         CONTACTS[0]: "off",
         CONTACTS[5]: "on",
     }
+
+
+def test_a_source_failing_midway_stages_nothing_and_sends_nothing(sqlite_harness: Harness) -> None:
+    from sqlalchemy import func, select
+
+    from audience_sync.state.tables import snapshot_members
+
+    h = sqlite_harness
+    h.add_contacts(subscribed=CONTACTS)
+    h.add_audience(KEY, 200, [])
+    h.listrak_settings["retry_attempts"] = 1
+    h.extra_toml = "[sync]\nchunk_size = 2"
+    folder = h.root / "archive"
+    folder.mkdir()
+    good = "".join(json.dumps(e) + "\n" for e in _events(1))
+    (folder / "a.jsonl").write_text(good, encoding="utf-8")
+    (folder / "b.jsonl").write_text("{not json\n", encoding="utf-8")
+    h.sources[KEY] = '{ kind = "segment_events", path = "archive/*.jsonl" }'
+    outcome = h.run()
+    assert outcome.status == "failed"
+    assert KEY in (outcome.error or "")
+    with h.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(snapshot_members)).scalar_one() == 0
+    assert h.import_count() == 0
