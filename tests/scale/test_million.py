@@ -18,21 +18,45 @@ UNSUBSCRIBED_EVERY = 1000  # a few skips force the per-contact results path
 PEAK_LIMIT_BYTES = 1024**3
 
 
+# The child reports its own high-water mark: ru_maxrss from os.wait4 would carry over the
+# parent's (this test process holds a 1M-contact sandbox) because Linux keeps it across exec,
+# while /proc/self/status VmHWM belongs to the new address space alone.
+_REPORTING_MAIN = """
+import atexit, os, sys
+
+def report_peak():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                with open(os.environ["PEAK_RSS_FILE"], "w") as out:
+                    out.write(line.split()[1])
+
+atexit.register(report_peak)
+from audience_sync.cli import main
+sys.argv[0] = "audience-sync"
+main()
+"""
+
+
 def run_job(config: Path, *args: str) -> tuple[int, int, str]:
-    """Run the CLI as a child process; return (exit code, peak RSS in bytes, stderr)."""
-    env = {**os.environ, "LISTRAK_CLIENT_ID": CLIENT_ID, "LISTRAK_CLIENT_SECRET": CLIENT_SECRET}
-    with subprocess.Popen(
-        [sys.executable, "-m", "audience_sync", "--quiet", "--config", str(config), *args],
+    """Run the CLI as a child process; return (exit code, its peak RSS in bytes, stderr)."""
+    peak_file = config.parent / "peak-rss-kib"
+    env = {
+        **os.environ,
+        "LISTRAK_CLIENT_ID": CLIENT_ID,
+        "LISTRAK_CLIENT_SECRET": CLIENT_SECRET,
+        "PEAK_RSS_FILE": str(peak_file),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _REPORTING_MAIN, "--quiet", "--config", str(config), *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-    ) as child:
-        assert child.stderr is not None
-        stderr = child.stderr.read()
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, usage.ru_maxrss * 1024, stderr[-2000:]
+        check=False,
+    )
+    peak = int(peak_file.read_text()) * 1024
+    return result.returncode, peak, result.stderr[-2000:]
 
 
 @pytest.mark.slow
