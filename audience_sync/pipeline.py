@@ -7,7 +7,6 @@ point is resolved by the next one (see :meth:`SyncJob._resume_open_work`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -38,7 +37,7 @@ from audience_sync.state import confirm, drift, ledger, snapshot
 from audience_sync.state.db import make_engine, utcnow
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
-from audience_sync.state.tables import listrak_imports, run_changes, sync_runs
+from audience_sync.state.tables import listrak_imports, run_changes
 
 logger = logging.getLogger("audience_sync.pipeline")
 
@@ -622,12 +621,4 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def latest_run_id(engine: Engine) -> int | None:
-    with engine.connect() as conn:
-        value = conn.execute(
-            select(sync_runs.c.id).order_by(sync_runs.c.id.desc()).limit(1)
-        ).scalar()
-    return int(value) if value is not None else None
-
-
-__all__ = ["RunOutcome", "SyncJob", "json"]
+__all__ = ["RunOutcome", "SyncJob"]

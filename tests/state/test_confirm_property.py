@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from audience_sync.state import confirm, ledger, snapshot
 from audience_sync.state.db import utcnow
 from audience_sync.state.tables import memberships, metadata, run_changes
+from tests.state.settling import settle_run
 
 EMAILS = [f"p{i}@example.com" for i in range(10)]
 VOCABULARY = confirm.ResultVocabulary(accepted=["Updated"], skipped=["NotSubscribed"])
@@ -89,42 +90,14 @@ def test_confirm_and_rerun(
     assert planned(engine, run1, audience_id, timedelta(hours=24)) == owed
 
     outcome = {e: results.get(e, "accepted") for e in owed}
-    with engine.begin() as conn:
-        import_id = ledger.record_import(
-            conn,
-            run_id=run1,
-            audience_id=audience_id,
-            list_id=1,
-            field_id=2,
-            part=1,
-            route="list_import",
-            file_name=f"f{run1}",
-            first_email="",
-            last_email="~",
-            row_count=len(owed),
-            byte_count=0,
-        )
-        confirm.assign_changes_to_import(
-            conn,
-            run_id=run1,
-            audience_id=audience_id,
-            import_row_id=import_id,
-            first_email="",
-            last_email="~",
-        )
-        confirm.stage_results(
-            conn,
-            import_id,
-            [(e, OUTCOME_RESULT[o]) for e, o in outcome.items() if o != "missing"],
-        )
-        confirm.settle_import(
-            conn,
-            import_row_id=import_id,
-            run_id=run1,
-            audience_id=audience_id,
-            vocabulary=VOCABULARY,
-            all_accepted=False,
-        )
+    settle_run(
+        engine,
+        run_id=run1,
+        audience_id=audience_id,
+        vocabulary=VOCABULARY,
+        results=[(e, OUTCOME_RESULT[o]) for e, o in outcome.items() if o != "missing"],
+    )
+    with engine.connect() as conn:
         after = dict(conn.execute(select(memberships.c.email, memberships.c.value)).all())
 
     accepted = {e for e, o in outcome.items() if o == "accepted"}

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from audience_sync.state import confirm, ledger, snapshot
 from audience_sync.state.db import utcnow
 from audience_sync.state.tables import memberships, parked_contacts, run_changes
+from tests.state.settling import settle_run
 
 VOCABULARY = confirm.ResultVocabulary(accepted=["Updated"], skipped=["NotSubscribed", "NotOnList"])
 
@@ -56,39 +57,13 @@ def changes(engine: Engine, run_id: int) -> dict[str, tuple[str, str]]:
 
 
 def settle(engine: Engine, run_id: int, audience_id: int, results: dict[str, str] | None) -> None:
-    with engine.begin() as conn:
-        import_id = ledger.record_import(
-            conn,
-            run_id=run_id,
-            audience_id=audience_id,
-            list_id=1,
-            field_id=2,
-            part=1,
-            route="list_import",
-            file_name=f"f{run_id}.csv",
-            first_email="",
-            last_email="~",
-            row_count=0,
-            byte_count=0,
-        )
-        confirm.assign_changes_to_import(
-            conn,
-            run_id=run_id,
-            audience_id=audience_id,
-            import_row_id=import_id,
-            first_email="",
-            last_email="\U0010ffff",
-        )
-        if results is not None:
-            confirm.stage_results(conn, import_id, results.items())
-        confirm.settle_import(
-            conn,
-            import_row_id=import_id,
-            run_id=run_id,
-            audience_id=audience_id,
-            vocabulary=VOCABULARY,
-            all_accepted=results is None,
-        )
+    settle_run(
+        engine,
+        run_id=run_id,
+        audience_id=audience_id,
+        vocabulary=VOCABULARY,
+        results=None if results is None else results.items(),
+    )
 
 
 def confirmed(engine: Engine) -> dict[str, str]:
