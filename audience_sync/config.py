@@ -83,6 +83,8 @@ class ListrakSettings(_Section):
     retry_max_wait_seconds: float = Field(default=30.0, ge=0)
     poll_interval_seconds: float = Field(default=5.0, gt=0)
     import_timeout: Duration = timedelta(hours=6)
+    abandon_after: Duration = timedelta(hours=24)
+    max_open_imports: int = Field(default=8, ge=1, le=100)
     max_import_bytes: int = Field(default=195_000_000, gt=1000, le=195_000_000)
     json_chunk_size: int = Field(default=1000, ge=1, le=10_000)
     vocabulary: Vocabulary = Vocabulary()
@@ -98,6 +100,7 @@ class ListrakSettings(_Section):
 class SyncSettings(_Section):
     chunk_size: int = Field(default=50_000, ge=1)
     retry_skipped_after: Duration = timedelta(hours=24)
+    lock_lease_seconds: float = Field(default=90.0, gt=0)
 
 
 class GuardSettings(_Section):

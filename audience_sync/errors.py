@@ -1,9 +1,17 @@
 """One exception hierarchy, named by what the caller should do.
 
-Every error raised by audience_sync derives from :class:`AudienceSyncError`. Listrak errors
-are split by the action they call for: :class:`RetriableListrakError` (try again later),
-:class:`SkippableListrakError` (this item cannot be done; carry on with the others) and
-:class:`FatalListrakError` (stop the run). Messages never contain secrets, tokens or raw emails.
+Every error raised by audience_sync derives from :class:`AudienceSyncError`, and its class
+carries the decision the pipeline takes; the pipeline catches by class only:
+
+- :class:`StopRunError`: nothing more is sent for any audience (credentials refused, the beta
+  route unavailable, the run lock lost, the state database unusable);
+- :class:`SourceError` and every other :class:`ListrakError`: this audience fails, with the
+  message recorded on it, and the other audiences go on;
+- :class:`RetriableListrakError`: the same request may succeed later (retried by the client;
+  when retries run out, the audience fails and the next run plans its changes again);
+- :class:`SkippableListrakError`: one contact cannot be updated; carry on with the others.
+
+Messages never contain secrets, tokens or raw emails.
 """
 
 from __future__ import annotations
@@ -21,12 +29,20 @@ class ConfigError(AudienceSyncError):
     exit_code = 2
 
 
+class StopRunError(AudienceSyncError):
+    """Ends the whole run: no audience sends anything more (open imports stay open)."""
+
+
 class SourceError(AudienceSyncError):
-    """An audience's member source could not be read completely."""
+    """An audience's member source could not be read completely; that audience fails."""
 
 
-class StateError(AudienceSyncError):
+class StateError(StopRunError):
     """The state database is unusable (for example, its schema is out of date)."""
+
+
+class LockLostError(StopRunError):
+    """Another run took the run lock; this run stops before it sends anything more."""
 
 
 class GuardError(AudienceSyncError):
@@ -58,16 +74,25 @@ class RetriableListrakError(ListrakError):
     """429, 5xx and transport failures: the same request may succeed later."""
 
 
+class AnswerLostError(RetriableListrakError):
+    """A request was sent but its answer never arrived: it may or may not have been applied."""
+
+
+class ImportStillRunningError(RetriableListrakError):
+    """Listrak has not finished an import within ``import_timeout``; a later run collects it."""
+
+
 class FatalListrakError(ListrakError):
-    """4xx answers that retrying cannot fix (bad request, unknown resource, ...)."""
+    """4xx answers that retrying cannot fix (bad request, unknown resource, ...): the audience
+    the request was for fails."""
 
 
-class AuthenticationError(FatalListrakError):
-    """Token refused or a second 401 after a refresh."""
+class AuthenticationError(FatalListrakError, StopRunError):
+    """Token refused or a second 401 after a refresh: no audience can be sent."""
 
 
-class BetaRouteUnavailableError(FatalListrakError):
-    """The integration is not enrolled in a beta route."""
+class BetaRouteUnavailableError(FatalListrakError, StopRunError):
+    """The integration is not enrolled in a beta route: no audience can be sent."""
 
 
 class PayloadTooLargeError(FatalListrakError):

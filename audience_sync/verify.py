@@ -13,7 +13,9 @@ from sqlalchemy.engine import Connection
 
 from audience_sync.config import AudienceSettings
 from audience_sync.guards import check_guards
-from audience_sync.pipeline import PreparedAudience, RunOutcome, SyncJob
+from audience_sync.listrak.client import ListrakClient
+from audience_sync.pipeline import AudienceRun, RunOutcome, SyncJob
+from audience_sync.pipeline.context import RunContext
 from audience_sync.readback import field_targets, read_back
 from audience_sync.state import drift, ledger, snapshot
 from audience_sync.state.lock import RunLock
@@ -75,35 +77,57 @@ class VerifyJob(SyncJob):
     def verify(self) -> VerifyReport:
         """Read Listrak back and measure drift per audience; sends nothing."""
         ensure_current(self.engine)
-        try:
-            with RunLock(self.engine):
-                self._read_and_measure()
-                return VerifyReport(audiences=self.checks)
-        finally:
-            self.close_client()
+        with RunLock(self.engine), self._client_factory() as client:
+            return VerifyReport(audiences=self._read_and_measure(client))
 
     def repair(self, *, force: bool = False) -> VerifyReport:
-        outcome = self.run(trigger="repair", force=force)
-        return VerifyReport(audiences=self.checks, run=outcome)
+        planner = RepairPlanner(self)
+        outcome = self._run_with(planner, trigger="repair", full=False, force=force, dry_run=False)
+        return VerifyReport(audiences=planner.checks, run=outcome)
 
-    def _read_and_measure(self) -> None:
+    def _read_and_measure(self, client: ListrakClient) -> list[AudienceCheck]:
         targets = field_targets(self.engine, self.config.settings.audiences)
-        read_back(self.engine, self.client, targets, show_progress=self._show_progress)
-        self.checks = _measure_all(self)
+        read_back(self.engine, client, targets, show_progress=self._show_progress)
+        return _measure_all(self)
 
-    def _before_prepare(self, run_id: int) -> None:
-        self._read_and_measure()
 
-    def _prepare(self, run_id: int, audience: AudienceSettings, *, full: bool) -> PreparedAudience:
-        check = next(c for c in self.checks if c.key == audience.key)
-        audience_id = _audience_id(self, audience) if check.field_id is not None else 0
-        prepared = PreparedAudience(settings=audience, audience_id=audience_id)
+class RepairPlanner:
+    """Plans each audience's drift (see :mod:`audience_sync.state.drift`) as its changes."""
+
+    def __init__(self, job: VerifyJob) -> None:
+        self._job = job
+        self.checks: list[AudienceCheck] = []
+
+    def before_planning(self, ctx: RunContext) -> None:
+        self.checks = self._job._read_and_measure(ctx.client)
+
+    def register(self, ctx: RunContext, audience: AudienceSettings) -> AudienceRun:
+        audience_id = 0
+        if audience.profile_field_id is not None:
+            with ctx.engine.begin() as conn:
+                audience_id = ledger.upsert_audience(
+                    conn,
+                    key=audience.key,
+                    list_id=audience.list_id,
+                    field_id=audience.profile_field_id,
+                    source="repair",
+                )
+                ledger.start_run_audience(conn, ctx.run_id, audience_id, source="repair")
+        return AudienceRun(settings=audience, audience_id=audience_id)
+
+    def plan(self, ctx: RunContext, run: AudienceRun, *, full: bool) -> None:
+        check = next(c for c in self.checks if c.key == run.key)
         if check.drift is None:
-            return prepared
+            return
         found = check.drift
-        with self.engine.begin() as conn:
-            ledger.start_run_audience(
-                conn, run_id, audience_id, source=f"repair: snapshot of run {found.snapshot_run}"
+        audience_id = run.audience_id
+        run_id = ctx.run_id
+        with ctx.engine.begin() as conn:
+            ledger.update_run_audience(
+                conn,
+                run_id,
+                audience_id,
+                source_description=f"repair: snapshot of run {found.snapshot_run}",
             )
             drift.plan_repair(
                 conn, run_id=run_id, audience_id=audience_id, snapshot_run=found.snapshot_run
@@ -125,9 +149,9 @@ class VerifyJob(SyncJob):
                 parked_on=0,
                 parked_off=0,
             )
-            prepared.plan = plan
-            prepared.verdict = check_guards(
-                plan, self.config.guards_for(audience), on_in_listrak=found.on_in_listrak
+            run.plan = plan
+            run.verdict = check_guards(
+                plan, ctx.config.guards_for(run.settings), on_in_listrak=found.on_in_listrak
             )
             ledger.update_run_audience(
                 conn,
@@ -140,7 +164,6 @@ class VerifyJob(SyncJob):
                 planned_off=plan.planned_off,
                 unchanged_count=plan.snapshot - plan.planned_on,
             )
-        return prepared
 
 
 def _copy_snapshot(conn: Connection, from_run: int, to_run: int, audience_id: int) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from audience_sync import pipeline
+from audience_sync.pipeline import planning, polling, submitting
 from audience_sync.state import confirm, snapshot
 
 _PROC_STATUS = Path("/proc/self/status")
@@ -56,12 +56,12 @@ class Probe:
 
 
 _WRAPPED: list[tuple[Any, str, str]] = [
-    (pipeline.SyncJob, "_stage", "stage_loop"),
-    (pipeline, "normalize_chunk", "normalise"),
+    (planning, "stage_source", "stage_loop"),
+    (planning, "normalize_chunk", "normalise"),
     (snapshot, "stage_emails", "insert"),
     (snapshot, "plan_changes", "diff"),
-    (pipeline.SyncJob, "_submit", "submit"),
-    (pipeline.SyncJob, "_await_and_settle", "settle_loop"),
+    (submitting, "submit_audience", "submit"),
+    (polling.ImportPoller, "drain", "settle_loop"),
     (confirm, "stage_results", "confirm"),
     (confirm, "settle_import", "confirm"),
 ]

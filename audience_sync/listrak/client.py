@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,13 +20,13 @@ from pydantic import BaseModel, ValidationError
 
 from audience_sync.config import Credentials, ListrakSettings
 from audience_sync.errors import (
+    AnswerLostError,
     AuthenticationError,
     FatalListrakError,
     ListrakError,
     RetriableListrakError,
 )
 from audience_sync.listrak.errors_map import (
-    AnswerLostError,
     error_for_response,
     error_for_transport,
 )
@@ -55,6 +56,7 @@ M = TypeVar("M", bound=BaseModel)
 MAX_PAGE_SIZE = 5000
 MAX_FIELDS_PER_CONTACT_READ = 30
 TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
+CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
 
 
 class ListrakClient:
@@ -303,10 +305,20 @@ class ListrakClient:
         )
         return _parse(ResourceCreated, response).resourceId
 
-    def find_import(self, list_id: int, file_name: str) -> str | None:
+    def find_import(
+        self, list_id: int, file_name: str, *, not_before: datetime | None = None
+    ) -> str | None:
+        """The id of the import named ``file_name``, ignoring any created before
+        ``not_before`` (less a clock-skew allowance): those are somebody else's."""
+        earliest = None if not_before is None else not_before - CLOCK_SKEW_ALLOWANCE
         for item in self._paged(ListImport, f"/List/{list_id}/ListImport"):
-            if item.importFileName == file_name:
-                return str(item.importFileId)
+            if item.importFileName != file_name:
+                continue
+            created = _parse_datetime(item.importDate)
+            if earliest is not None and created is not None and created < earliest:
+                logger.warning("import.name_match_too_old", extra={"file_name": file_name})
+                continue
+            return str(item.importFileId)
         return None
 
     def import_status(self, list_id: int, import_id: str) -> ListImportStatus:
@@ -321,6 +333,17 @@ class ListrakClient:
 
     def import_contacts(self, list_id: int, import_id: str) -> Iterator[ListImportContact]:
         return self._paged(ListImportContact, f"/List/{list_id}/ListImport/{import_id}/Contact")
+
+
+def _parse_datetime(value: str | None) -> datetime | None:
+    """Listrak's date-time; one without an offset is taken as UTC."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _parse(model: type[M], response: httpx.Response) -> M:

@@ -7,6 +7,7 @@ import json
 import httpx
 
 from audience_sync.errors import (
+    AnswerLostError,
     AuthenticationError,
     BetaRouteUnavailableError,
     FatalListrakError,
@@ -29,10 +30,6 @@ CONTACT_ERROR_CODES = frozenset(
         "ERROR_UNSUBSCRIBED_EMAIL_ADDRESS",
     }
 )
-
-
-class AnswerLostError(RetriableListrakError):
-    """A request was sent but its answer never arrived: it may or may not have been applied."""
 
 
 def error_code(response: httpx.Response) -> str | None:

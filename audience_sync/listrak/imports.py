@@ -31,9 +31,15 @@ class ImportPart:
     row_count: int
 
 
-def import_file_name(run_id: int, audience_key: str, field_id: int, part: int) -> str:
-    """Deterministic, so a resumed run can find an import whose POST answer was lost."""
-    return f"audience-sync_run{run_id}_{audience_key}_field{field_id}_part{part}.csv"
+def import_file_name(
+    installation_id: str, run_id: int, audience_key: str, field_id: int, part: int
+) -> str:
+    """Deterministic, so a resumed run can find an import whose POST answer was lost; the
+    installation id keeps names unique when run ids restart (a recreated state database, or
+    two deployments sharing one Listrak account)."""
+    return (
+        f"audience-sync_{installation_id}_run{run_id}_{audience_key}_field{field_id}_part{part}.csv"
+    )
 
 
 def split_into_parts(

@@ -29,6 +29,7 @@ from audience_sync.listrak.imports import (
     split_into_parts,
 )
 from audience_sync.listrak.models import ContactSegmentationFieldValues
+from audience_sync.state.db import utcnow
 
 logger = logging.getLogger("audience_sync.listrak")
 
@@ -64,6 +65,7 @@ class _Route:
         client: ListrakClient,
         settings: ListrakSettings,
         *,
+        installation_id: str,
         run_id: int,
         audience_key: str,
         list_id: int,
@@ -72,7 +74,10 @@ class _Route:
     ) -> None:
         self._client = client
         self._settings = settings
+        self._installation_id = installation_id
         self._run_id = run_id
+        # A look-up by name accepts no import created before this submission began.
+        self._not_before = utcnow()
         self._key = audience_key
         self._list_id = list_id
         self._field_id = field_id
@@ -97,7 +102,9 @@ class ListImportRoute(_Route):
             number = first_number + offset
             yield Part(
                 number=number,
-                file_name=import_file_name(self._run_id, self._key, self._field_id, number),
+                file_name=import_file_name(
+                    self._installation_id, self._run_id, self._key, self._field_id, number
+                ),
                 first_email=chunk.first_email,
                 last_email=chunk.last_email,
                 row_count=chunk.row_count,
@@ -121,7 +128,9 @@ class ListImportRoute(_Route):
                     "import.answer_lost", extra={"file_name": part.file_name, "error": str(exc)}
                 )
                 checkpoint("answer_lost")
-                found = self._client.find_import(self._list_id, part.file_name)
+                found = self._client.find_import(
+                    self._list_id, part.file_name, not_before=self._not_before
+                )
                 if found is not None:
                     logger.info("import.found_by_name", extra={"file_name": part.file_name})
                     return found
@@ -157,8 +166,8 @@ class FieldValuesRoute(_Route):
             yield Part(
                 number=number,
                 file_name=(
-                    f"audience-sync_run{self._run_id}_{self._key}_field{self._field_id}"
-                    f"_batch{number}.json"
+                    f"audience-sync_{self._installation_id}_run{self._run_id}_{self._key}"
+                    f"_field{self._field_id}_batch{number}.json"
                 ),
                 first_email=batch[0][0],
                 last_email=batch[-1][0],

@@ -192,13 +192,32 @@ def fail_import_changes(conn: Connection, import_row_id: int, reason: str) -> in
     return int(result.rowcount)
 
 
-def fail_unsent_changes(conn: Connection, run_id: int, reason: str) -> int:
+def fail_unsent_changes(
+    conn: Connection, run_id: int, reason: str, *, audience_id: int | None = None
+) -> int:
+    """Planned changes never sent (of one audience, or of the whole run) become ``failed``;
+    the next run plans them again."""
+    where = [run_changes.c.run_id == run_id, run_changes.c.status == "planned"]
+    if audience_id is not None:
+        where.append(run_changes.c.audience_id == audience_id)
     result = conn.execute(
-        update(run_changes)
-        .where(run_changes.c.run_id == run_id, run_changes.c.status == "planned")
-        .values(status="failed", reason=reason[:200])
+        update(run_changes).where(*where).values(status="failed", reason=reason[:200])
     )
     return int(result.rowcount)
+
+
+def unresolved_changes(conn: Connection, run_id: int, audience_id: int) -> dict[str, int]:
+    """Changes of one audience in a run that Listrak has not confirmed or skipped, by status."""
+    rows = conn.execute(
+        select(run_changes.c.status, func.count())
+        .where(
+            run_changes.c.run_id == run_id,
+            run_changes.c.audience_id == audience_id,
+            run_changes.c.status.in_(("planned", "submitted", "failed")),
+        )
+        .group_by(run_changes.c.status)
+    ).all()
+    return {str(status): int(count) for status, count in rows}
 
 
 def _advance_memberships(

@@ -11,9 +11,11 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from audience_sync.errors import StateError
 from audience_sync.state.db import utcnow
 from audience_sync.state.tables import (
     audiences,
+    installation,
     listrak_imports,
     run_audiences,
     run_changes,
@@ -22,6 +24,32 @@ from audience_sync.state.tables import (
 
 RUN_UNFINISHED = "running"
 RUN_FINAL_STATUSES = ("succeeded", "failed", "aborted", "planned", "interrupted")
+OPEN_IMPORT_STATUSES = ("posting", "submitted")
+
+
+def installation_id(conn: Connection) -> str:
+    """This state database's id, made by ``db upgrade`` (part of every import file name)."""
+    value = conn.execute(select(installation.c.id).order_by(installation.c.created_at)).scalar()
+    if value is None:
+        raise StateError(
+            "the state database has no installation id; run `audience-sync db upgrade`"
+        )
+    return str(value)
+
+
+def open_imports_of(conn: Connection, audience_id: int, *, before_run: int) -> list[int]:
+    """Imports of earlier runs for one audience that were posted (or about to be) but never
+    resolved, oldest first."""
+    rows = conn.execute(
+        select(listrak_imports.c.id)
+        .where(
+            listrak_imports.c.audience_id == audience_id,
+            listrak_imports.c.run_id < before_run,
+            listrak_imports.c.status.in_(OPEN_IMPORT_STATUSES),
+        )
+        .order_by(listrak_imports.c.id)
+    )
+    return [int(r) for r in rows.scalars()]
 
 
 def upsert_audience(
@@ -128,7 +156,7 @@ def open_imports(conn: Connection, run_id: int) -> list[dict[str, Any]]:
         select(listrak_imports)
         .where(
             listrak_imports.c.run_id == run_id,
-            listrak_imports.c.status.in_(("posting", "submitted")),
+            listrak_imports.c.status.in_(OPEN_IMPORT_STATUSES),
         )
         .order_by(listrak_imports.c.id)
     )

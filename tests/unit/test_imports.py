@@ -67,9 +67,11 @@ def test_import_file_updates_subscribers_only() -> None:
 
 
 def test_file_names_are_deterministic_and_distinct() -> None:
-    assert import_file_name(7, "vip", 456, 1) == import_file_name(7, "vip", 456, 1)
-    assert import_file_name(7, "vip", 456, 1) != import_file_name(7, "vip", 456, 2)
-    assert import_file_name(7, "vip", 456, 1) != import_file_name(8, "vip", 456, 1)
+    assert import_file_name("ab12", 7, "vip", 456, 1) == import_file_name("ab12", 7, "vip", 456, 1)
+    assert import_file_name("ab12", 7, "vip", 456, 1) != import_file_name("ab12", 7, "vip", 456, 2)
+    assert import_file_name("ab12", 7, "vip", 456, 1) != import_file_name("ab12", 8, "vip", 456, 1)
+    # A recreated state database has another installation id: run ids may repeat, names not.
+    assert import_file_name("ab12", 7, "vip", 456, 1) != import_file_name("cd34", 7, "vip", 456, 1)
 
 
 def test_json_route_batch() -> None:

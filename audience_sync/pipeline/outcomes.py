@@ -1,0 +1,52 @@
+"""How one audience's unit of work ends, recorded on that audience only."""
+
+from __future__ import annotations
+
+import logging
+
+from audience_sync.pipeline.context import AudienceRun, RunContext
+from audience_sync.state import confirm, ledger, snapshot
+
+logger = logging.getLogger("audience_sync.pipeline")
+
+
+def fail_audience(ctx: RunContext, run: AudienceRun, message: str) -> None:
+    """The audience failed: its unsent changes are failed (planned again by the next run);
+    what it already posted stays open and is still confirmed as Listrak finishes it."""
+    if run.error is None:
+        run.error = message
+    logger.error("audience.failed", extra={"audience": run.key, "error": message})
+    with ctx.engine.begin() as conn:
+        confirm.fail_unsent_changes(
+            conn, ctx.run_id, f"not sent: {message}", audience_id=run.audience_id
+        )
+        ledger.update_run_audience(
+            conn, ctx.run_id, run.audience_id, status="failed", error=run.error
+        )
+
+
+def wait_for_open_import(ctx: RunContext, run: AudienceRun, message: str) -> None:
+    """An import of an earlier run is still running at Listrak: plan nothing for this audience
+    until it is settled or abandoned, so no contact is in two imports at once."""
+    run.waiting_on = message
+    logger.warning("audience.waiting", extra={"audience": run.key, "reason": message})
+    with ctx.engine.begin() as conn:
+        ledger.update_run_audience(
+            conn, ctx.run_id, run.audience_id, status="waiting", error=message
+        )
+
+
+def finish_audience(ctx: RunContext, run: AudienceRun) -> None:
+    """After every import of the run is settled (or given up on): ``done`` only when every
+    planned change was confirmed or skipped by Listrak."""
+    if run.failed or run.waiting_on is not None or run.plan is None:
+        return
+    with ctx.engine.connect() as conn:
+        unresolved = confirm.unresolved_changes(conn, ctx.run_id, run.audience_id)
+    if unresolved:
+        total = sum(unresolved.values())
+        fail_audience(ctx, run, f"{total} change(s) not confirmed by Listrak (see `show`)")
+        return
+    with ctx.engine.begin() as conn:
+        ledger.update_run_audience(conn, ctx.run_id, run.audience_id, status="done")
+        snapshot.drop_snapshots_before(conn, run.audience_id, ctx.run_id)
