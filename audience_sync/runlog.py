@@ -17,6 +17,7 @@ from audience_sync.state.db import as_utc
 from audience_sync.state.lock import process_alive
 from audience_sync.state.tables import (
     audiences,
+    listrak_imports,
     memberships,
     parked_contacts,
     run_audiences,
@@ -167,9 +168,34 @@ def format_status(state: Status, *, schedule_configured: str) -> str:
 
 
 def history(engine: Engine, *, limit: int) -> list[dict[str, object]]:
+    """The newest runs; ``resolved`` counts, by outcome, the imports of earlier runs each run
+    resolved (``lost``, ``abandoned``, ``finished``, ``failed``)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(sync_runs).order_by(sync_runs.c.id.desc()).limit(limit))
-        return [dict(r._mapping) for r in rows]
+        rows = [
+            dict(r._mapping)
+            for r in conn.execute(select(sync_runs).order_by(sync_runs.c.id.desc()).limit(limit))
+        ]
+        resolved: dict[int, dict[str, int]] = {}
+        if rows:
+            counts = conn.execute(
+                select(listrak_imports.c.resolved_run_id, listrak_imports.c.status, func.count())
+                .where(listrak_imports.c.resolved_run_id >= min(int(str(r["id"])) for r in rows))
+                .group_by(listrak_imports.c.resolved_run_id, listrak_imports.c.status)
+            ).all()
+            for run_id, status, count in counts:
+                resolved.setdefault(int(run_id), {})[str(status)] = int(count)
+    for row in rows:
+        row["resolved"] = resolved.get(int(str(row["id"])), {})
+    return rows
+
+
+def _resolved_note(resolved: object) -> str:
+    if not isinstance(resolved, dict) or not resolved:
+        return ""
+    total = sum(resolved.values())
+    parts = ", ".join(f"{count} {status}" for status, count in sorted(resolved.items()))
+    noun = "import" if total == 1 else "imports"
+    return f"resolved {total} earlier {noun}: {parts}"
 
 
 def format_history(runs: list[dict[str, object]]) -> str:
@@ -186,11 +212,13 @@ def format_history(runs: list[dict[str, object]]) -> str:
         if isinstance(started, datetime) and isinstance(finished, datetime):
             took = _duration((as_utc(finished) - as_utc(started)).total_seconds())
         error = str(r["error"] or "")
+        note = _resolved_note(r.get("resolved"))
         lines.append(
             f"{r['id']:>5}  {r['trigger']!s:<9} {r['status']!s:<11} {_time(started):<19} "
             f"{took:>8} {r['planned_count']:>8} {r['confirmed_count']:>9} "
             f"{r['skipped_count']:>8} {r['failed_count']:>7}  "
             + (error[:80] + "..." if len(error) > 80 else error)
+            + (f" [{note}]" if note else "")
         )
     return "\n".join(lines)
 

@@ -36,6 +36,7 @@ class Harness:
     sandbox: SandboxServer
     state_url: str
     audiences: dict[str, int] = field(default_factory=dict)
+    list_ids: dict[str, int] = field(default_factory=dict)  # audience key -> list, if not LIST_ID
     listrak_settings: dict[str, Any] = field(default_factory=dict)
     extra_toml: str = ""
     sources: dict[str, str] = field(default_factory=dict)  # audience key -> inline TOML table
@@ -88,7 +89,7 @@ class Harness:
             lines += [
                 "[[audiences]]",
                 f'key = "{key}"',
-                f"list_id = {LIST_ID}",
+                f"list_id = {self.list_ids.get(key, LIST_ID)}",
                 f"profile_field_id = {field_id}",
                 "source = "
                 + self.sources.get(key, f'{{ kind = "csv", path = "members/{key}.csv" }}'),

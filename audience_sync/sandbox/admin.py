@@ -80,6 +80,7 @@ class FaultsBody(_Body):
     token_lifetime_seconds: float = Field(default=900, gt=0)
     api_paused: bool = False
     beta_route_enabled: bool = True
+    stall_imports_named: str | None = None
 
 
 def faults_json(faults: Faults) -> dict[str, Any]:

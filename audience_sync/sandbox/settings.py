@@ -42,6 +42,8 @@ class Faults:
     beta_route_enabled: bool = True
     fail_next: FailNext | None = None
     drop_next_post: DropNextPost | None = None
+    # Imports whose file name contains this text never finish (they stay "Processing").
+    stall_imports_named: str | None = None
 
 
 @dataclass(frozen=True)

@@ -422,7 +422,14 @@ class SandboxWorld:
 
     def _settle(self) -> None:
         now = time.monotonic()
-        due = [r for r in self._imports.values() if r.results is None and r.due <= now]
+        stalled = self._faults.stall_imports_named
+        due = [
+            r
+            for r in self._imports.values()
+            if r.results is None
+            and r.due <= now
+            and not (stalled and r.file_name and stalled in r.file_name)
+        ]
         for record in sorted(due, key=lambda r: (r.due, r.import_id)):
             self._apply(record)
 

@@ -36,7 +36,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("listrak_imports", schema=None) as batch_op:
-        batch_op.drop_column("found_by_name")
-        batch_op.drop_column("resolved_run_id")
+    # Not batch mode: SQLite (3.35+) drops columns in place, where recreating the table would
+    # trip the foreign keys of run_changes and import_results on a database with data.
+    op.drop_column("listrak_imports", "found_by_name")
+    op.drop_column("listrak_imports", "resolved_run_id")
     op.drop_table("installation")

@@ -84,6 +84,7 @@ def test_faults_round_trip(admin: httpx.Client) -> None:
         "beta_route_enabled": True,
         "fail_next": None,
         "drop_next_post": None,
+        "stall_imports_named": None,
     }
     change = {
         "fail_next": {"count": 3, "status": 429, "method": "GET", "path_contains": "Status"},

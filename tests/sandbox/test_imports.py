@@ -205,3 +205,17 @@ def test_add_subscribers_subscribes_new_contacts(seeded: SandboxServer, api: htt
     wait_completed(api, import_id)
     assert _subscription_states(seeded)["new@example.com"] == "Subscribed"
     assert api.get(f"{IMPORTS}/{import_id}/Summary").json()["data"]["subscribedCount"] == 1
+
+
+def test_a_stalled_import_never_finishes_while_others_do(
+    seeded: SandboxServer, api: httpx.Client
+) -> None:
+    seeded.world.set_faults(import_delay_seconds=0.0, stall_imports_named="stuck")
+    stuck = _start(api, "email,f\nsub@example.com,on\n", fileName="stuck-1.csv")
+    fine = _start(api, "email,f\nsub@example.com,on\n", fileName="fine-1.csv")
+    assert api.get(f"{IMPORTS}/{fine}/Status").json()["data"]["status"] == "Completed"
+    stalled = api.get(f"{IMPORTS}/{stuck}/Status").json()["data"]
+    assert stalled["status"] == "Processing"
+    assert stalled["endDate"] is None
+    seeded.world.set_faults(stall_imports_named=None)
+    assert api.get(f"{IMPORTS}/{stuck}/Status").json()["data"]["status"] == "Completed"
