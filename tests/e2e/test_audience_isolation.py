@@ -222,3 +222,30 @@ def recreate_state_database(h: Harness) -> None:
         metadata.drop_all(conn)
         conn.execute(text("DROP TABLE alembic_version"))
     migrate.upgrade(h.engine)
+
+
+def test_imports_lists_an_open_import_and_abandon_gives_it_up(harness: Harness) -> None:
+    h = harness
+    three_audiences(h)
+    h.listrak_settings["import_timeout"] = "1s"
+    h.sandbox.world.set_faults(stall_imports_named="_run1_alpha_")
+    assert h.run().status == "failed"
+
+    listed = run_cli(h, "imports")
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["id", "audience", "run", "age", "listrak", "file"]
+    import_id, audience, run_id, _age, listrak_status, file_name = row.split()
+    assert (audience, run_id, listrak_status) == ("alpha", "1", "Processing")
+    assert "_run1_alpha_" in file_name
+
+    given_up = run_cli(h, "imports", "abandon", import_id)
+    assert given_up.returncode == 0, given_up.stderr
+    assert given_up.stdout.startswith(f"abandoned import {import_id} (alpha, {file_name})")
+    assert run_cli(h, "imports").stdout.strip() == "no open imports"
+    again = run_cli(h, "imports", "abandon", import_id)
+    assert again.returncode == 2
+    assert f"there is no open import {import_id}" in again.stderr
+
+    assert h.run().status == "succeeded"
+    assert_fully_on(h, "alpha", "beta", "gamma")
