@@ -71,7 +71,7 @@ class ListrakSettings(_Section):
     field_group_name: str = Field(default="Engage Audiences", min_length=1)
     timeout_seconds: float = Field(default=120.0, gt=0, le=_DAY)
     connect_timeout_seconds: float = Field(default=10.0, gt=0, le=_DAY)
-    retry_attempts: int = Field(default=6, ge=1, le=1000)
+    retry_attempts: int = Field(default=6, ge=1)
     retry_timeout_seconds: float = Field(default=300.0, gt=0, le=_DAY)
     retry_initial_wait_seconds: float = Field(default=0.5, ge=0, le=_DAY)
     retry_max_wait_seconds: float = Field(default=30.0, ge=0, le=_DAY)
