@@ -53,7 +53,11 @@ def open_text(path: Path) -> IO[str]:
 
 
 def read_messages(path: Path, audience_key: str, base_dir: Path) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file; blank lines are skipped, anything else fails."""
+    """The JSON objects of a JSON-lines file; blank lines are skipped, anything else fails.
+
+    A line that is not a JSON object is a :class:`SourceError` naming it; failures of the
+    read itself (a truncated gzip, bad bytes) are left to the caller's ``reading`` boundary.
+    """
     shown = shown_path(path, base_dir)
     with open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
