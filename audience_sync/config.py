@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,18 +25,20 @@ from pydantic import (
     model_validator,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
+from audience_sync import config_errors
 from audience_sync.durations import parse_duration
 from audience_sync.errors import ConfigError
 from audience_sync.sources.specs import SourceSpec
+from audience_sync.urls import check_http_url, check_state_url
 
 DEFAULT_CONFIG_NAME = "audience-sync.toml"
 CONFIG_ENV_VAR = "AUDIENCE_SYNC_CONFIG"
-CLIENT_ID_ENV_VAR = "LISTRAK_CLIENT_ID"
-CLIENT_SECRET_ENV_VAR = "LISTRAK_CLIENT_SECRET"  # noqa: S105 - the variable's name, not a secret
+CLIENT_ID_ENV_VAR = config_errors.CLIENT_ID_ENV_VAR
+CLIENT_SECRET_ENV_VAR = config_errors.CLIENT_SECRET_ENV_VAR
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+_DAY = 86400.0  # upper bound of the settings in seconds: larger is a typo, and overflows
 
 
 class _Section(BaseModel):
@@ -43,16 +46,7 @@ class _Section(BaseModel):
 
 
 class StateSettings(_Section):
-    url: str = "sqlite:///audience-sync.db"
-
-    @field_validator("url")
-    @classmethod
-    def _valid_url(cls, value: str) -> str:
-        try:
-            make_url(value)
-        except ArgumentError as exc:
-            raise ValueError("expected an SQLAlchemy database URL") from exc
-        return value
+    url: Annotated[str, AfterValidator(check_state_url)] = "sqlite:///audience-sync.db"
 
 
 class Vocabulary(_Section):
@@ -75,13 +69,13 @@ class ListrakSettings(_Section):
     auth_url: str = "https://auth.listrak.com/OAuth2/Token"
     submit_via: Literal["list_import", "segmentation_field_api"] = "list_import"
     field_group_name: str = Field(default="Engage Audiences", min_length=1)
-    timeout_seconds: float = Field(default=120.0, gt=0)
-    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    timeout_seconds: float = Field(default=120.0, gt=0, le=_DAY)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, le=_DAY)
     retry_attempts: int = Field(default=6, ge=1)
-    retry_timeout_seconds: float = Field(default=300.0, gt=0)
-    retry_initial_wait_seconds: float = Field(default=0.5, ge=0)
-    retry_max_wait_seconds: float = Field(default=30.0, ge=0)
-    poll_interval_seconds: float = Field(default=5.0, gt=0)
+    retry_timeout_seconds: float = Field(default=300.0, gt=0, le=_DAY)
+    retry_initial_wait_seconds: float = Field(default=0.5, ge=0, le=_DAY)
+    retry_max_wait_seconds: float = Field(default=30.0, ge=0, le=_DAY)
+    poll_interval_seconds: float = Field(default=5.0, gt=0, le=_DAY)
     import_timeout: Duration = timedelta(hours=6)
     abandon_after: Duration = timedelta(hours=24)
     max_open_imports: int = Field(default=8, ge=1, le=100)
@@ -92,9 +86,7 @@ class ListrakSettings(_Section):
     @field_validator("api_url", "auth_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("expected an http(s) URL")
-        return value.rstrip("/")
+        return check_http_url(value)
 
 
 class SyncSettings(_Section):
@@ -245,35 +237,17 @@ def parse_settings(raw: dict[str, Any], *, source: str = "config") -> Settings:
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source, raw)) from None
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+def format_validation_error(
+    exc: ValidationError, source: str, raw: dict[str, Any] | None = None
+) -> str:
+    """One line per problem naming the key path; see :mod:`audience_sync.config_errors`."""
     lines = [f"invalid config in {source}:"]
     for error in exc.errors(include_url=False):
-        lines.append(f"  {_dotted(error['loc'])}: {_expected(error)}")
+        lines.append(f"  {config_errors.describe_error(error, raw or {})}")
     return "\n".join(lines)
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text or "(top level)"
-
-
-def _expected(error: Any) -> str:
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "missing":
-        return "required key is missing"
-    if error["type"] == "extra_forbidden":
-        return "unknown key"
-    if "input" in error and error["type"] not in {"model_type", "dict_type"}:
-        return f"{message} (got {error['input']!r})"
-    return message
 
 
 def load_credentials(environ: dict[str, str] | None = None) -> Credentials:

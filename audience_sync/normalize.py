@@ -1,4 +1,10 @@
-"""Email canonical form and validity: pure functions, no I/O."""
+"""Email canonical form and validity: pure functions, no I/O.
+
+The canonical form of an address is its trimmed, Unicode NFC, lowercase local part, an at-sign
+and its domain in IDNA 2008 ASCII form (A-labels): ``User@Bücher.DE`` and
+``user@xn--bcher-kva.de`` are both ``user@xn--bcher-kva.de``, one member. The ASCII form is what
+every mail system and Listrak accept whatever their Unicode support.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +13,79 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import idna
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 MAX_EMAIL_LENGTH = 254
+MAX_DOMAIN_LENGTH = 253
 _LOCAL_PART = re.compile(r"^[^\s@\"(),:;<>\[\\\]]+$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([^\s@.\-][^\s@.]*\.)+[^\s@.\-\d][^\s@.]+$")
+# Letters, digits and inner hyphens, at most 63 octets (RFC 1035's LDH rule).
+_LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_TOP_LABEL = re.compile(r"^[a-z][a-z0-9-]+$")
+# Control (NUL, ...), format (U+200B zero-width space, U+00AD soft hyphen, ...) and surrogates:
+# invisible, and NUL and surrogates cannot even be stored in PostgreSQL or written as UTF-8.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
 
 
 def normalize_email(raw: str | None) -> tuple[str | None, str | None]:
     """Return ``(email, None)`` for a usable address or ``(None, reason)`` for an unusable one.
 
-    The canonical form is trimmed, Unicode NFC and lowercase.
+    Reasons: ``empty``, ``control_or_format_character``, ``too_long``, ``not_one_at_sign``,
+    ``bad_local_part``, ``bad_host_label`` (an empty label, a leading or trailing hyphen, a
+    character other than letter, digit or hyphen, more than 63 octets, or a label IDNA 2008
+    refuses) and ``bad_domain`` (one label only, or a top-level label that is too short or
+    starts with a digit).
     """
     if raw is None:
         return None, "empty"
     email = unicodedata.normalize("NFC", raw.strip()).lower()
     if not email:
         return None, "empty"
+    if any(unicodedata.category(c) in _UNPRINTABLE_CATEGORIES for c in email):
+        return None, "control_or_format_character"
     if len(email) > MAX_EMAIL_LENGTH:
         return None, "too_long"
     if email.count("@") != 1:
         return None, "not_one_at_sign"
     local, domain = email.split("@")
-    if not local or not _LOCAL_PART.match(local) or local.startswith(".") or local.endswith("."):
+    if (
+        not local
+        or not _LOCAL_PART.match(local)
+        or local.startswith(".")
+        or local.endswith(".")
+        or ".." in local
+    ):
         return None, "bad_local_part"
-    if ".." in email or not _DOMAIN.match(domain):
+    labels = [_ascii_label(label) for label in domain.split(".")]
+    if any(label is None for label in labels):
+        return None, "bad_host_label"
+    ascii_domain = ".".join(label for label in labels if label is not None)
+    if len(labels) < 2 or not _TOP_LABEL.match(labels[-1] or ""):
         return None, "bad_domain"
+    if len(ascii_domain) > MAX_DOMAIN_LENGTH:
+        return None, "bad_domain"
+    email = f"{local}@{ascii_domain}"
+    if len(email) > MAX_EMAIL_LENGTH:
+        return None, "too_long"
     return email, None
+
+
+def _ascii_label(label: str) -> str | None:
+    """A host label (lowercase, NFC) in its ASCII form, or ``None`` if it is not a valid one."""
+    if label.isascii():
+        if not _LDH_LABEL.match(label):
+            return None
+        if not label.startswith("xn--"):
+            return label
+        try:  # an A-label must decode and encode back to itself
+            return label if idna.alabel(idna.ulabel(label)).decode("ascii") == label else None
+        except (idna.IDNAError, UnicodeError):
+            return None
+    try:
+        return idna.alabel(label).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return None
 
 
 @dataclass
@@ -70,12 +121,15 @@ def normalize_chunk(raw_emails: Iterable[str | None]) -> NormalizedChunk:
 
 
 # A strict subset of what normalize_email accepts, in RE2 syntax: dot-separated atoms, an
-# at-sign, labels not starting with "-" and a final label of two or more not starting with a
-# digit. Together with pure ASCII and the length limit it implies validity, and then the
-# canonical form is the ASCII-trimmed, ASCII-lowercased value (NFC changes no ASCII text, and
-# Arrow trims a subset of the characters str.strip does).
+# at-sign, and host labels of letters, digits and single inner hyphens (so no "xn--" label,
+# which would need IDNA checks), the last starting with a letter and two or more long. With
+# pure ASCII, the length limit and no label over 63 octets it implies validity, and then the
+# canonical form is the ASCII-trimmed, ASCII-lowercased value (NFC changes no ASCII text, an
+# LDH label is its own A-label, and Arrow trims a subset of the characters str.strip does).
 _ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_SIMPLE_EMAIL = rf"^{_ATOM}(\.{_ATOM})*@([a-z0-9_][a-z0-9_-]*\.)+[a-z_][a-z0-9_-]+$"
+_LABEL = r"[a-z0-9](?:[a-z0-9]|-[a-z0-9])*"
+_SIMPLE_EMAIL = rf"^{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[a-z](?:[a-z0-9]|-[a-z0-9])+$"
+_LONG_LABEL = r"@(?:[a-z0-9-]*\.)*[a-z0-9-]{64}"
 
 
 def _simple_ascii(raw: list[str | None]) -> tuple[list[str | None], list[bool]]:
@@ -86,7 +140,10 @@ def _simple_ascii(raw: list[str | None]) -> tuple[list[str | None], list[bool]]:
         pc.and_(
             pc.string_is_ascii(values), pc.less_equal(pc.binary_length(canonical), MAX_EMAIL_LENGTH)
         ),
-        pc.match_substring_regex(canonical, _SIMPLE_EMAIL),
+        pc.and_(
+            pc.match_substring_regex(canonical, _SIMPLE_EMAIL),
+            pc.invert(pc.match_substring_regex(canonical, _LONG_LABEL)),
+        ),
     ).fill_null(False)
     return canonical.to_pylist(), simple.to_pylist()
 

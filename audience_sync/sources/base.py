@@ -7,6 +7,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
+from audience_sync.errors import SourceError
+from audience_sync.sources.read_errors import cause
+
 SpecT = TypeVar("SpecT")
 
 
@@ -48,3 +51,25 @@ class SourceBase(Generic[SpecT]):
     @property
     def notes(self) -> dict[str, int]:
         return self._notes
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def chunks(self, chunk_size: int) -> Iterator[list[str | None]]:
+        """The reader's chunks; whatever it raises comes out as a :class:`SourceError`.
+
+        Readers name the file in their own errors (:mod:`~audience_sync.sources.read_errors`);
+        this is the last line of defence, so a failure none foresaw still fails only its
+        audience.
+        """
+        try:
+            yield from self._read(chunk_size)
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise SourceError(
+                f"audience {self._audience_key!r}: reading {self.describe()} failed: {cause(exc)}"
+            ) from None
+
+    def _read(self, chunk_size: int) -> Iterator[list[str | None]]:
+        raise NotImplementedError

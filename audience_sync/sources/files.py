@@ -16,6 +16,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from audience_sync.errors import SourceError
 from audience_sync.sources.base import SourceBase
+from audience_sync.sources.read_errors import reading, shown_path
 from audience_sync.sources.specs import CsvSourceSpec, ParquetSourceSpec
 
 
@@ -35,12 +36,12 @@ class CsvSource(SourceBase[CsvSourceSpec]):
     def describe(self) -> str:
         return f"csv:{self._spec.path}"
 
-    def chunks(self, chunk_size: int) -> Iterator[list[str | None]]:
+    def _read(self, chunk_size: int) -> Iterator[list[str | None]]:
         paths = resolve_paths(self._spec.path, self._base_dir, self._audience_key)
         self._notes["files"] = len(paths)
         for path in paths:
-            self._check_header(path)
-            try:
+            with reading(path, base_dir=self._base_dir, audience_key=self._audience_key):
+                self._check_header(path)
                 reader = pd.read_csv(
                     path,
                     usecols=[self._spec.email_column],
@@ -54,10 +55,6 @@ class CsvSource(SourceBase[CsvSourceSpec]):
                 with reader:
                     for frame in reader:
                         yield frame[self._spec.email_column].tolist()
-            except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-                raise SourceError(
-                    f"audience {self._audience_key!r}: cannot read {path.name}: {exc}"
-                ) from exc
 
     def _check_header(self, path: Path) -> None:
         try:
@@ -70,17 +67,14 @@ class CsvSource(SourceBase[CsvSourceSpec]):
             )
         except pd.errors.EmptyDataError as exc:
             raise SourceError(
-                f"audience {self._audience_key!r}: {path.name} is empty (no header row)"
-            ) from exc
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise SourceError(
-                f"audience {self._audience_key!r}: cannot read {path.name}: {exc}"
+                f"audience {self._audience_key!r}: "
+                f"{shown_path(path, self._base_dir)} is empty (no header row)"
             ) from exc
         columns = [str(c) for c in header.columns]
         if self._spec.email_column not in columns:
             raise SourceError(
-                f"audience {self._audience_key!r}: {path.name} has no column "
-                f"{self._spec.email_column!r} (columns: {', '.join(columns) or 'none'})"
+                f"audience {self._audience_key!r}: {shown_path(path, self._base_dir)} has no "
+                f"column {self._spec.email_column!r} (columns: {', '.join(columns) or 'none'})"
             )
 
 
@@ -93,27 +87,24 @@ class ParquetSource(SourceBase[ParquetSourceSpec]):
     def describe(self) -> str:
         return f"parquet:{self._spec.path}"
 
-    def chunks(self, chunk_size: int) -> Iterator[list[str | None]]:
+    def _read(self, chunk_size: int) -> Iterator[list[str | None]]:
         paths = resolve_paths(self._spec.path, self._base_dir, self._audience_key)
         self._notes["files"] = len(paths)
         for path in paths:
-            try:
+            with reading(path, base_dir=self._base_dir, audience_key=self._audience_key):
                 parquet = pq.ParquetFile(path)
                 self._check_schema(path, parquet.schema_arrow)
                 for batch in parquet.iter_batches(
                     batch_size=chunk_size, columns=[self._spec.email_column]
                 ):
                     yield [None if v is None else str(v) for v in batch.column(0).to_pylist()]
-            except (OSError, pa.ArrowException) as exc:
-                raise SourceError(
-                    f"audience {self._audience_key!r}: cannot read {path.name}: {exc}"
-                ) from exc
 
     def _check_schema(self, path: Path, schema: pa.Schema) -> None:
         column = self._spec.email_column
         if column not in schema.names:
             raise SourceError(
-                f"audience {self._audience_key!r}: {path.name} has no column {column!r} "
+                f"audience {self._audience_key!r}: {shown_path(path, self._base_dir)} has no "
+                f"column {column!r} "
                 f"(columns: {', '.join(schema.names) or 'none'})"
             )
         column_type = schema.field(column).type
@@ -121,6 +112,7 @@ class ParquetSource(SourceBase[ParquetSourceSpec]):
             column_type = column_type.value_type
         if not (pa.types.is_string(column_type) or pa.types.is_large_string(column_type)):
             raise SourceError(
-                f"audience {self._audience_key!r}: column {column!r} of {path.name} holds "
+                f"audience {self._audience_key!r}: column {column!r} of "
+                f"{shown_path(path, self._base_dir)} holds "
                 f"{column_type}, not strings"
             )

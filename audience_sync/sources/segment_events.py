@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from audience_sync.errors import SourceError
 from audience_sync.sources.base import SourceBase
 from audience_sync.sources.files import resolve_paths
+from audience_sync.sources.read_errors import reading, shown_path
 from audience_sync.sources.segment_events_sql import events_table, stream_members
 from audience_sync.sources.segment_rules import flatten_message
 from audience_sync.sources.specs import EventColumns, SegmentEventsSourceSpec
@@ -51,45 +52,52 @@ def open_text(path: Path) -> IO[str]:
     return path.open(encoding="utf-8")
 
 
-def read_messages(path: Path, audience_key: str) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file; blank lines are skipped, anything else fails."""
-    try:
-        with open_text(path) as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield _parse_line(line, path, number, audience_key)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise SourceError(f"audience {audience_key!r}: cannot read {path.name}: {exc}") from exc
+def read_messages(path: Path, audience_key: str, base_dir: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file; blank lines are skipped, anything else fails.
+
+    A line that is not a JSON object is a :class:`SourceError` naming it; failures of the
+    read itself (a truncated gzip, bad bytes) are left to the caller's ``reading`` boundary.
+    """
+    shown = shown_path(path, base_dir)
+    with open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield _parse_line(line, shown, number, audience_key)
 
 
-def _parse_line(line: str, path: Path, number: int, audience_key: str) -> dict[str, Any]:
+def _parse_line(line: str, shown: str, number: int, audience_key: str) -> dict[str, Any]:
     try:
         message = json.loads(line)
     except json.JSONDecodeError as exc:
         raise SourceError(
-            f"audience {audience_key!r}: {path.name} line {number} is not valid JSON: {exc.msg}"
+            f"audience {audience_key!r}: {shown} line {number} is not valid JSON: {exc.msg}"
+        ) from None
+    except RecursionError:
+        raise SourceError(
+            f"audience {audience_key!r}: {shown} line {number} is JSON nested too deeply"
         ) from None
     if not isinstance(message, dict):
-        raise SourceError(f"audience {audience_key!r}: {path.name} line {number} is not an object")
+        raise SourceError(f"audience {audience_key!r}: {shown} line {number} is not an object")
     return message
 
 
 def _load(
-    connection: Connection, paths: list[Path], audience_key: str, chunk_size: int
+    connection: Connection, paths: list[Path], audience_key: str, chunk_size: int, base_dir: Path
 ) -> dict[str, int]:
     """Flatten every message of ``paths`` into the events table; count files and messages."""
     connection.exec_driver_sql(_CREATE_TABLE)
     messages = 0
     batch: list[tuple[Any, ...]] = []
     for path in paths:
-        for message in read_messages(path, audience_key):
-            messages += 1
-            row = flatten_message(message, audience_key)
-            if row is not None:
-                batch.append(row.as_row())
-            if len(batch) >= chunk_size:
-                connection.exec_driver_sql(_INSERT, batch)
-                batch = []
+        with reading(path, base_dir=base_dir, audience_key=audience_key):
+            for message in read_messages(path, audience_key, base_dir):
+                messages += 1
+                row = flatten_message(message, audience_key)
+                if row is not None:
+                    batch.append(row.as_row())
+                if len(batch) >= chunk_size:
+                    connection.exec_driver_sql(_INSERT, batch)
+                    batch = []
     if batch:
         connection.exec_driver_sql(_INSERT, batch)
     connection.commit()
@@ -116,14 +124,16 @@ class SegmentEventsSource(SourceBase[SegmentEventsSourceSpec]):
     def describe(self) -> str:
         return f"segment_events:{self._spec.path}"
 
-    def chunks(self, chunk_size: int) -> Iterator[list[str | None]]:
+    def _read(self, chunk_size: int) -> Iterator[list[str | None]]:
         paths = resolve_paths(self._spec.path, self._base_dir, self._audience_key)
         with tempfile.TemporaryDirectory(prefix="audience-sync-events-") as scratch:
             engine = create_engine(f"sqlite:///{Path(scratch) / 'events.db'}")
             event.listen(engine, "connect", _fast_sqlite)
             try:
                 with engine.connect() as connection:
-                    self._notes.update(_load(connection, paths, self._audience_key, chunk_size))
+                    self._notes.update(
+                        _load(connection, paths, self._audience_key, chunk_size, self._base_dir)
+                    )
                     columns = EventColumns()
                     yield from stream_members(
                         connection,

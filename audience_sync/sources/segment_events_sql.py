@@ -221,7 +221,7 @@ class SegmentEventsSqlSource(SourceBase[SegmentEventsSqlSourceSpec]):
     def describe(self) -> str:
         return f"segment_events_sql:{describe_url(self._spec.url)}/{self._spec.table}"
 
-    def chunks(self, chunk_size: int) -> Iterator[list[str | None]]:
+    def _read(self, chunk_size: int) -> Iterator[list[str | None]]:
         events = events_table(self._spec.table, self._spec.columns)
         with warehouse_connection(
             self._spec.url,

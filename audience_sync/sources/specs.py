@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import codecs
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from audience_sync.urls import check_source_url
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_$]*$"
 _TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$"
 
 ParamValue = str | int | float | bool
+SourceUrl = Annotated[str, Field(min_length=1), AfterValidator(check_source_url)]
 
 
 class _Spec(BaseModel):
@@ -24,6 +28,17 @@ class CsvSourceSpec(_Spec):
     email_column: str = Field(default="email", min_length=1)
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                "unknown encoding; expected a Python codec name such as 'utf-8' or 'latin-1'"
+            ) from None
+        return value
 
 
 class ParquetSourceSpec(_Spec):
@@ -43,7 +58,7 @@ class SqlSourceSpec(_Spec):
     """
 
     kind: Literal["sql"]
-    url: str = Field(min_length=1)
+    url: SourceUrl
     query: str = Field(min_length=1)
     email_column: str = Field(default="email", min_length=1)
     params: dict[str, ParamValue] = Field(default_factory=dict)
@@ -85,7 +100,7 @@ class SegmentEventsSqlSourceSpec(_Spec):
     """The segment_events rules applied by the warehouse to a flattened table of events."""
 
     kind: Literal["segment_events_sql"]
-    url: str = Field(min_length=1)
+    url: SourceUrl
     table: str = Field(pattern=_TABLE_NAME)
     columns: EventColumns = EventColumns()
 

@@ -158,7 +158,7 @@ class SqlSource(SourceBase[SqlSourceSpec]):
     def describe(self) -> str:
         return f"sql:{describe_url(self._spec.url)}"
 
-    def chunks(self, chunk_size: int) -> Iterator[list[str | None]]:
+    def _read(self, chunk_size: int) -> Iterator[list[str | None]]:
         statement = self._statement()
         self._notes["rows"] = 0
         with (

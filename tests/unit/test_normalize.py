@@ -13,6 +13,12 @@ from audience_sync.normalize import mask_email, normalize_chunk, normalize_email
         ("  Alice@Example.COM ", "alice@example.com"),
         ("bob+tag@shop.co.uk", "bob+tag@shop.co.uk"),
         ("Ze\u0301@example.com", "z\u00e9@example.com"),  # NFC composes e + combining acute
+        ("user@b\u00fccher.de", "user@xn--bcher-kva.de"),
+        ("User@B\u00dcCHER.DE", "user@xn--bcher-kva.de"),
+        ("user@XN--BCHER-KVA.DE", "user@xn--bcher-kva.de"),
+        ("a@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444", "a@xn--e1afmkfd.xn--p1ai"),
+        ("a@ab--cd.com", "a@ab--cd.com"),
+        ("a@" + "b" * 63 + ".com", "a@" + "b" * 63 + ".com"),
     ],
 )
 def test_canonical_form(raw: str, expected: str) -> None:
@@ -29,12 +35,59 @@ def test_canonical_form(raw: str, expected: str) -> None:
         ("@example.com", "bad_local_part"),
         ("a b@example.com", "bad_local_part"),
         ("alice@localhost", "bad_domain"),
-        ("alice@exa..mple.com", "bad_domain"),
         ("a" * 250 + "@example.com", "too_long"),
+        ("a..b@example.com", "bad_local_part"),
+        ("alice@a.1x", "bad_domain"),
     ],
 )
 def test_invalid_addresses_have_a_reason(raw: str | None, reason: str) -> None:
     assert normalize_email(raw) == (None, reason)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "weird@example.com\x00",
+        "a\x00b@example.com",
+        "ab\u200b@example.com",  # zero-width space
+        "a\u00adb@example.com",  # soft hyphen
+        "ab@exam\u200dple.com",  # zero-width joiner
+        "\ufeffab@example.com",  # byte order mark inside the value
+        "a\x7fb@example.com",
+        "a\x1bb@example.com",
+    ],
+)
+def test_control_and_format_characters_are_rejected_with_their_own_reason(raw: str) -> None:
+    assert normalize_email(raw) == (None, "control_or_format_character")
+    assert normalize_chunk([raw]).invalid == {"control_or_format_character": 1}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "x@example-.com",
+        "x@-example.com",
+        "x@exam_ple.com",
+        "x@exa..mple.com",
+        "x@.example.com",
+        "x@example.com.",
+        "x@" + "b" * 64 + ".com",
+        "x@exa!mple.com",
+        "x@xn--zz.com",  # not valid Punycode
+        "x@xn--a.com",
+        "x@\uff45x.com",  # fullwidth letter: IDNA 2008 disallows it
+        "x@\u0300ab.com",  # a label starting with a combining mark
+    ],
+)
+def test_invalid_host_labels_are_rejected_with_their_own_reason(raw: str) -> None:
+    assert normalize_email(raw) == (None, "bad_host_label")
+    assert normalize_chunk([raw]).invalid == {"bad_host_label": 1}
+
+
+def test_unicode_and_ascii_forms_of_a_domain_are_one_member() -> None:
+    chunk = normalize_chunk(["user@b\u00fccher.de", "user@xn--bcher-kva.de", "USER@B\u00dcCHER.de"])
+    assert chunk.emails == ["user@xn--bcher-kva.de"]
+    assert chunk.duplicates_in_chunk == 2
 
 
 def test_chunk_collapses_duplicates_and_counts_rejects() -> None:
@@ -57,13 +110,32 @@ def test_mask_hides_the_local_part() -> None:
 
 
 _LOCAL = st.lists(st.sampled_from(["a", "Z", "0", ".", "-", "+", "é", " ", '"', "@"]), max_size=4)
-_LABEL = st.lists(st.sampled_from(["a", "Z", "0", "-", "_", ".", "e\u0301", "\x1c"]), max_size=4)
+_LABEL = st.lists(
+    st.sampled_from(
+        [
+            "a",
+            "Z",
+            "0",
+            "-",
+            "_",
+            ".",
+            "e\u0301",
+            "\x1c",
+            "\u00fc",
+            "xn--",
+            "\u200b",
+            "\x00",
+            "b" * 30,
+        ]
+    ),
+    max_size=4,
+)
 _EMAIL_LIKE = st.builds(
     lambda pad, local, domain, tld: f"{pad}{''.join(local)}@{''.join(domain)}.{tld}{pad}",
     st.sampled_from(["", " ", "\t", "\x1c", "İ"]),
     _LOCAL,
     _LABEL,
-    st.sampled_from(["com", "CO", "c", "1x", "-x", "x-", "İo"]),
+    st.sampled_from(["com", "CO", "c", "1x", "-x", "x-", "İo", "xn--p1ai", "de", "x--y"]),
 )
 _RAW = st.one_of(st.none(), st.text(max_size=30), st.emails(), *[_EMAIL_LIKE] * 6)
 
@@ -91,6 +163,18 @@ EDGE_CASES = [
     "a@b@c.com",
     "a" * 64 + "@" + "b" * 185 + ".com",
     "a" * 64 + "@" + "b" * 186 + ".com",
+    "a@" + "b" * 63 + ".com",
+    "a@" + "b" * 64 + ".com",
+    "a@" + "b" * 63 + "." + "c" * 64,
+    "a@b.c-d",
+    "a@b--c.com",
+    "a@xn--bcher-kva.de",
+    "a@b\u00fccher.de",
+    "a@exam_ple.com",
+    "a@b.c_d",
+    "a\x00@b.com",
+    "a@b.com\x00",
+    "a@b.com\u200b",
 ]
 
 
