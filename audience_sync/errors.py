@@ -41,6 +41,11 @@ class RunInProgressError(AudienceSyncError):
     exit_code = 4
 
 
+class LockLostError(AudienceSyncError):
+    """This run no longer holds the run lock (taken over, or its lease could not be kept);
+    it stops before sending anything more."""
+
+
 class ListrakError(AudienceSyncError):
     """Anything Listrak (or the transport to it) answered that was not a success.
 
