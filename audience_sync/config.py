@@ -29,6 +29,7 @@ from sqlalchemy.exc import ArgumentError
 from audience_sync.durations import parse_duration
 from audience_sync.errors import ConfigError
 from audience_sync.sources.specs import SourceSpec
+from audience_sync.state.lock import DEFAULT_LEASE_SECONDS
 
 DEFAULT_CONFIG_NAME = "audience-sync.toml"
 CONFIG_ENV_VAR = "AUDIENCE_SYNC_CONFIG"
@@ -98,6 +99,7 @@ class ListrakSettings(_Section):
 class SyncSettings(_Section):
     chunk_size: int = Field(default=50_000, ge=1)
     retry_skipped_after: Duration = timedelta(hours=24)
+    lock_lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0)
 
 
 class GuardSettings(_Section):

@@ -89,6 +89,7 @@ class SyncJob:
         self._sleep = sleep
         self.last_run_id: int | None = None
         self._reconcile = False
+        self._lock: RunLock | None = None
 
     # --- entry point --------------------------------------------------------------------
 
@@ -106,7 +107,9 @@ class SyncJob:
         ensure_current(self.engine)
         self._reconcile = reconcile
         try:
-            with RunLock(self.engine) as lock:
+            lease = self.config.settings.sync.lock_lease_seconds
+            with RunLock(self.engine, lease_seconds=lease) as lock:
+                self._lock = lock
                 if not dry_run:
                     self._resume_open_work()
                 with self.engine.begin() as conn:
@@ -365,6 +368,8 @@ class SyncJob:
                     next_number = part.number + 1
                     import_row_id = self._record_part(run_id, prepared, part, route.name)
                     checkpoint("posting")
+                    assert self._lock is not None, "submitting under the run lock"
+                    self._lock.ensure_held()
                     try:
                         listrak_id = route.post(part)
                     except PayloadTooLargeError:

@@ -76,7 +76,7 @@ class VerifyJob(SyncJob):
         """Read Listrak back and measure drift per audience; sends nothing."""
         ensure_current(self.engine)
         try:
-            with RunLock(self.engine):
+            with RunLock(self.engine, lease_seconds=self.config.settings.sync.lock_lease_seconds):
                 self._read_and_measure()
                 return VerifyReport(audiences=self.checks)
         finally:
