@@ -31,6 +31,7 @@ from audience_sync.durations import parse_duration
 from audience_sync.errors import ConfigError
 from audience_sync.sources.specs import SourceSpec
 from audience_sync.urls import check_http_url, check_state_url
+from audience_sync.state.lock import DEFAULT_LEASE_SECONDS
 
 DEFAULT_CONFIG_NAME = "audience-sync.toml"
 CONFIG_ENV_VAR = "AUDIENCE_SYNC_CONFIG"
@@ -92,7 +93,7 @@ class ListrakSettings(_Section):
 class SyncSettings(_Section):
     chunk_size: int = Field(default=50_000, ge=1)
     retry_skipped_after: Duration = timedelta(hours=24)
-    lock_lease_seconds: float = Field(default=90.0, gt=0)
+    lock_lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0)
 
 
 class GuardSettings(_Section):

@@ -41,10 +41,6 @@ class StateError(StopRunError):
     """The state database is unusable (for example, its schema is out of date)."""
 
 
-class LockLostError(StopRunError):
-    """Another run took the run lock; this run stops before it sends anything more."""
-
-
 class GuardError(AudienceSyncError):
     """A safety guard refused a run before anything was sent."""
 
@@ -55,6 +51,11 @@ class RunInProgressError(AudienceSyncError):
     """Another run holds the run lock."""
 
     exit_code = 4
+
+
+class LockLostError(StopRunError):
+    """This run no longer holds the run lock (taken over, or its lease could not be kept);
+    it stops before sending anything more."""
 
 
 class ListrakError(AudienceSyncError):

@@ -77,7 +77,8 @@ class VerifyJob(SyncJob):
     def verify(self) -> VerifyReport:
         """Read Listrak back and measure drift per audience; sends nothing."""
         ensure_current(self.engine)
-        with RunLock(self.engine), self._client_factory() as client:
+        lease = self.config.settings.sync.lock_lease_seconds
+        with RunLock(self.engine, lease_seconds=lease), self._client_factory() as client:
             return VerifyReport(audiences=self._read_and_measure(client))
 
     def repair(self, *, force: bool = False) -> VerifyReport:

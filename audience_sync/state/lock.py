@@ -2,9 +2,11 @@
 
 PostgreSQL: a session-level advisory lock held on one dedicated connection for the whole run;
 it is released by the server when that session ends (including when the process is killed).
-Other databases (SQLite): a lease row naming its holder's host and pid, renewed by a heartbeat
-thread. A holder on this host whose process is gone is taken over at once; a lease from another
-host is taken over once it has expired (``lease_seconds`` after its last heartbeat).
+Other databases (SQLite): a lease row naming its holder's host, pid and token, renewed by a
+heartbeat thread (see :func:`may_take_over` for when another run may take it).
+
+A holder calls :meth:`RunLock.ensure_held` before each effect it must not share with another run
+(every POST to Listrak); it raises :class:`LockLostError` once the lock is no longer this run's.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import delete, insert, select, text, update
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from audience_sync.errors import RunInProgressError
+from audience_sync.errors import LockLostError, RunInProgressError
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.tables import run_lock, sync_runs
 
@@ -30,35 +35,89 @@ logger = logging.getLogger("audience_sync.state")
 LOCK_NAME = "run"
 ADVISORY_LOCK_KEY = 0x41554453  # "AUDS"
 DEFAULT_LEASE_SECONDS = 90.0
+STOPPED = "this run stopped before sending anything more"
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    host: str
+    pid: int
+    expires_at: datetime
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> LeaseHolder:
+        return cls(
+            host=str(row["holder_host"]),
+            pid=int(row["holder_pid"]),
+            expires_at=as_utc(row["expires_at"]),
+        )
+
+
+def may_take_over(
+    holder: LeaseHolder, *, host: str, now: datetime, alive: Callable[[int], bool]
+) -> bool:
+    """Whether a run on ``host`` may take the lease ``holder`` has.
+
+    A holder on this host is asked directly: the lease is taken at once when its process is
+    gone and never while it lives, however old its heartbeat (a stopped or paused process
+    still holds it). A holder on another host cannot be asked, so its lease is taken once it
+    has expired.
+    """
+    if holder.host == host:
+        return not alive(holder.pid)
+    return holder.expires_at < now
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class RunLock:
     """Context manager holding the run lock; ``attach_run`` records which run holds it."""
 
-    def __init__(self, engine: Engine, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
         self._engine = engine
+        self._clock = clock
         self._lease = timedelta(seconds=lease_seconds)
         self._token = secrets.token_hex(16)
         self._host = socket.gethostname()
         self._pid = os.getpid()
+        self._advisory = engine.dialect.name == "postgresql"
         self._pg_connection: Connection | None = None
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        self._lost: str | None = None  # set once by the heartbeat thread, read by ensure_held
 
     # --- public ---------------------------------------------------------------------------
 
     def __enter__(self) -> RunLock:
-        advisory = self._engine.dialect.name == "postgresql"
-        if advisory:
+        if self._advisory:
             self._acquire_advisory()
         try:
             # Holding the advisory lock proves no other run lives: its lease row is then stale.
-            self._acquire_lease(authoritative=advisory)
+            expires_at = self._acquire_lease(authoritative=self._advisory)
         except BaseException:
             self._release_advisory()
             raise
         self._heartbeat = threading.Thread(
-            target=self._beat, name="audience-sync-lock-heartbeat", daemon=True
+            target=self._beat,
+            args=(expires_at,),
+            name="audience-sync-lock-heartbeat",
+            daemon=True,
         )
         self._heartbeat.start()
         return self
@@ -72,6 +131,7 @@ class RunLock:
         self._stop.set()
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=10)
+            self._heartbeat = None
         with self._engine.begin() as conn:
             conn.execute(
                 delete(run_lock).where(
@@ -80,9 +140,6 @@ class RunLock:
             )
         self._release_advisory()
 
-    def ensure_held(self) -> None:
-        """Raises LockLostError when this holder no longer holds the lock."""
-
     def attach_run(self, run_id: int) -> None:
         with self._engine.begin() as conn:
             conn.execute(
@@ -90,6 +147,33 @@ class RunLock:
                 .where(run_lock.c.name == LOCK_NAME, run_lock.c.token == self._token)
                 .values(run_id=run_id)
             )
+
+    def ensure_held(self) -> None:
+        """Raise :class:`LockLostError` unless this run still holds the lock.
+
+        PostgreSQL: the advisory lock's connection still answers. SQLite: the lease row still
+        carries this holder's token, and the heartbeat never failed past the lease's expiry.
+        """
+        if self._heartbeat is None:
+            raise LockLostError(f"this run does not hold the run lock; {STOPPED}")
+        if self._lost is not None:
+            raise LockLostError(self._lost)
+        if self._advisory:
+            self._check_advisory_connection()
+            return
+        try:
+            with self._engine.connect() as conn:
+                row = conn.execute(
+                    select(run_lock.c.token, run_lock.c.holder_host, run_lock.c.holder_pid).where(
+                        run_lock.c.name == LOCK_NAME
+                    )
+                ).first()
+        except SQLAlchemyError as exc:
+            raise LockLostError(
+                f"the run lock could not be checked ({describe_db_error(exc)}); {STOPPED}"
+            ) from None
+        if row is None or row.token != self._token:
+            raise LockLostError(_lost_message(row))
 
     # --- PostgreSQL -----------------------------------------------------------------------
 
@@ -104,6 +188,18 @@ class RunLock:
             raise self._busy_error()
         self._pg_connection = conn
 
+    def _check_advisory_connection(self) -> None:
+        conn = self._pg_connection
+        assert conn is not None, "entered with the advisory lock"
+        try:
+            conn.execute(text("SELECT 1"))
+            conn.commit()
+        except SQLAlchemyError as exc:
+            raise LockLostError(
+                "the run lock's database session no longer answers "
+                f"({describe_db_error(exc)}); {STOPPED}"
+            ) from None
+
     def _release_advisory(self) -> None:
         if self._pg_connection is None:
             return
@@ -112,14 +208,17 @@ class RunLock:
                 text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY}
             )
             self._pg_connection.commit()
+        except SQLAlchemyError as exc:
+            # A session that is gone has released its advisory locks with it.
+            logger.warning("lock.release_failed", extra={"error": describe_db_error(exc)})
         finally:
             self._pg_connection.close()
             self._pg_connection = None
 
     # --- lease row ------------------------------------------------------------------------
 
-    def _acquire_lease(self, *, authoritative: bool) -> None:
-        now = utcnow()
+    def _acquire_lease(self, *, authoritative: bool) -> datetime:
+        now = self._clock()
         values = {
             "name": LOCK_NAME,
             "run_id": None,
@@ -135,10 +234,13 @@ class RunLock:
             if current is None:
                 try:
                     conn.execute(insert(run_lock).values(**values))
-                    return
+                    return now + self._lease
                 except IntegrityError:
                     raise self._busy_error() from None
-            if not authoritative and not self._is_stale(current._mapping, now):
+            holder = LeaseHolder.from_row(current._mapping)
+            if not authoritative and not may_take_over(
+                holder, host=self._host, now=now, alive=process_alive
+            ):
                 raise self._busy_error(current._mapping)
             taken = conn.execute(
                 update(run_lock)
@@ -149,30 +251,56 @@ class RunLock:
                 raise self._busy_error()
             logger.warning(
                 "lock.taken_over",
-                extra={"previous_host": current.holder_host, "previous_pid": current.holder_pid},
+                extra={"previous_host": holder.host, "previous_pid": holder.pid},
             )
+        return now + self._lease
 
-    def _is_stale(self, row: object, now: datetime) -> bool:
-        mapping = dict(row)  # type: ignore[call-overload]
-        if mapping["holder_host"] == self._host and not process_alive(mapping["holder_pid"]):
-            return True
-        return as_utc(mapping["expires_at"]) < now
+    def _beat(self, expires_at: datetime) -> None:
+        """Renew the lease every third of its length until stopped.
 
-    def _beat(self) -> None:
+        A failed renewal is retried on the next beat while the lease it last wrote still runs;
+        past that, or once the row no longer carries this token, the loss is recorded for
+        :meth:`ensure_held`. With the advisory lock deciding (PostgreSQL) the row only names
+        the holder, so nothing is recorded there.
+        """
         interval = self._lease.total_seconds() / 3
         while not self._stop.wait(interval):
+            now = self._clock()
             try:
-                now = utcnow()
                 with self._engine.begin() as conn:
-                    conn.execute(
+                    renewed = conn.execute(
                         update(run_lock)
                         .where(run_lock.c.name == LOCK_NAME, run_lock.c.token == self._token)
                         .values(heartbeat_at=now, expires_at=now + self._lease)
+                    ).rowcount
+                    current = None
+                    if renewed != 1:
+                        current = conn.execute(
+                            select(run_lock.c.holder_host, run_lock.c.holder_pid).where(
+                                run_lock.c.name == LOCK_NAME
+                            )
+                        ).first()
+            except Exception as exc:
+                reason = describe_db_error(exc)
+                logger.warning("lock.heartbeat_failed", extra={"error": reason})
+                if not self._advisory and self._clock() >= expires_at:
+                    self._record_loss(
+                        "the run lock's lease expired before the heartbeat could renew it "
+                        f"({reason}); {STOPPED}"
                     )
-            except Exception:
-                logger.exception("lock.heartbeat_failed")
+                    return
+                continue
+            if renewed == 1:
+                expires_at = now + self._lease
+            elif not self._advisory:
+                self._record_loss(_lost_message(current))
+                return
 
-    def _busy_error(self, lease: object | None = None) -> RunInProgressError:
+    def _record_loss(self, message: str) -> None:
+        self._lost = message
+        logger.error("lock.lost", extra={"reason": message})
+
+    def _busy_error(self, lease: RowMapping | None = None) -> RunInProgressError:
         run_id = None
         started: datetime | None = None
         with self._engine.connect() as conn:
@@ -180,9 +308,8 @@ class RunLock:
                 row = conn.execute(select(run_lock).where(run_lock.c.name == LOCK_NAME)).first()
                 lease = row._mapping if row is not None else None
             if lease is not None:
-                mapping = dict(lease)  # type: ignore[call-overload]
-                run_id = mapping["run_id"]
-                started = as_utc(mapping["acquired_at"])
+                run_id = lease["run_id"]
+                started = as_utc(lease["acquired_at"])
                 if run_id is not None:
                     run_started = conn.execute(
                         select(sync_runs.c.started_at).where(sync_runs.c.id == run_id)
@@ -193,11 +320,21 @@ class RunLock:
         return RunInProgressError(f"another run is in progress ({run_text}, started {when})")
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _lost_message(current: Any | None) -> str:
+    """Why the lease row no longer names this holder; ``current`` is the row there now."""
+    if current is None:
+        return f"the run lock's lease was removed by another process; {STOPPED}"
+    return (
+        "the run lock was taken over by another run "
+        f"(host {current.holder_host}, pid {current.holder_pid}); {STOPPED}"
+    )
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """The driver's error class and the first line of its message; never SQL or parameters
+    (SQLAlchemy's own message echoes both), and only the class of anything else."""
+    if not isinstance(exc, DBAPIError) or exc.orig is None:
+        return type(exc).__name__
+    first = str(exc.orig).strip().splitlines()
+    name = type(exc.orig).__name__
+    return f"{name}: {first[0][:200]}" if first else name

@@ -1,18 +1,26 @@
-"""The run lock on both backends: one holder at a time, a named holder, stale leases taken over."""
+"""The run lock on both backends: one holder at a time, a named holder, stale leases taken over,
+and a holder that lost the lock notices before it sends anything more."""
 
 from __future__ import annotations
 
+import logging
+import os
 import socket
-from datetime import timedelta
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select, text, update
 from sqlalchemy.engine import Engine
 
-from audience_sync.errors import RunInProgressError
-from audience_sync.state import ledger
-from audience_sync.state.db import utcnow
-from audience_sync.state.lock import RunLock
+from audience_sync.errors import AudienceSyncError, LockLostError, RunInProgressError
+from audience_sync.state import ledger, migrate
+from audience_sync.state.db import as_utc, make_engine, utcnow
+from audience_sync.state.lock import ADVISORY_LOCK_KEY, LeaseHolder, RunLock, may_take_over
 from audience_sync.state.tables import run_lock
 
 
@@ -97,3 +105,271 @@ def test_heartbeat_renews_the_lease(engine: Engine) -> None:
             with engine.connect() as conn:
                 renewed = conn.execute(select(run_lock.c.expires_at)).scalar_one()
     assert renewed > first
+
+
+# --- who may take the lease (pure) -----------------------------------------------------------
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("holder", "alive", "expected"),
+    [
+        # this host, process alive: never, however old its heartbeat
+        (LeaseHolder("here", 10, NOW - 1000 * HOUR), True, False),
+        (LeaseHolder("here", 10, NOW + HOUR), True, False),
+        # this host, process gone: at once
+        (LeaseHolder("here", 10, NOW + HOUR), False, True),
+        # another host: once expired, whatever a pid of that number does here
+        (LeaseHolder("there", 10, NOW + HOUR), True, False),
+        (LeaseHolder("there", 10, NOW + HOUR), False, False),
+        (LeaseHolder("there", 10, NOW - timedelta(seconds=1)), True, True),
+    ],
+)
+def test_may_take_over(holder: LeaseHolder, alive: bool, expected: bool) -> None:
+    asked: list[int] = []
+
+    def probe(pid: int) -> bool:
+        asked.append(pid)
+        return alive
+
+    assert may_take_over(holder, host="here", now=NOW, alive=probe) is expected
+    assert asked == ([10] if holder.host == "here" else [])
+
+
+# --- takeover rules on SQLite (the lease decides there) --------------------------------------
+
+
+def write_lease(engine: Engine, *, host: str, pid: int, expires_at: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(run_lock).values(
+                name="run",
+                run_id=None,
+                holder_host=host,
+                holder_pid=pid,
+                token="other-holder",
+                acquired_at=expires_at - HOUR,
+                heartbeat_at=expires_at - HOUR,
+                expires_at=expires_at,
+            )
+        )
+
+
+def lease_row(engine: Engine) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(run_lock)).first()
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_database_url: str) -> Iterator[Engine]:
+    engine = make_engine(sqlite_database_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_live_holder_on_this_host_keeps_a_long_expired_lease(sqlite_engine: Engine) -> None:
+    # This test process is alive and on this host; its "heartbeat" is a day old.
+    write_lease(
+        sqlite_engine, host=socket.gethostname(), pid=os.getpid(), expires_at=utcnow() - 24 * HOUR
+    )
+    with pytest.raises(RunInProgressError, match="another run is in progress"):
+        RunLock(sqlite_engine).__enter__()
+    assert lease_row(sqlite_engine).token == "other-holder"
+
+
+# --- ensure_held -------------------------------------------------------------------------------
+
+
+def test_ensure_held_passes_while_the_lock_is_held(engine: Engine) -> None:
+    with RunLock(engine) as lock:
+        lock.ensure_held()
+        lock.ensure_held()
+
+
+def test_ensure_held_outside_the_lock_raises() -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine("sqlite://")
+    with pytest.raises(LockLostError, match="does not hold the run lock"):
+        RunLock(engine).ensure_held()
+    engine.dispose()
+
+
+def test_holder_whose_lease_was_taken_over_notices(sqlite_engine: Engine) -> None:
+    with RunLock(sqlite_engine) as lock:
+        with sqlite_engine.begin() as conn:
+            conn.execute(
+                update(run_lock).values(holder_host="other-host", holder_pid=4242, token="thief")
+            )
+        with pytest.raises(LockLostError) as caught:
+            lock.ensure_held()
+    assert str(caught.value) == (
+        "the run lock was taken over by another run (host other-host, pid 4242); "
+        "this run stopped before sending anything more"
+    )
+    assert caught.value.exit_code == 1
+    assert isinstance(caught.value, AudienceSyncError)
+    # leaving the lock does not remove the new holder's lease
+    assert lease_row(sqlite_engine).token == "thief"
+
+
+def test_holder_whose_lease_row_was_removed_notices(sqlite_engine: Engine) -> None:
+    with RunLock(sqlite_engine) as lock:
+        with sqlite_engine.begin() as conn:
+            conn.execute(run_lock.delete())
+        with pytest.raises(LockLostError, match="lease was removed by another process"):
+            lock.ensure_held()
+
+
+class FakeClock:
+    """The lease's clock, moved by the test: expiry is decided by it, not by the machine's."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Events(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def named(self, event: str) -> list[logging.LogRecord]:
+        return [r for r in list(self.records) if r.getMessage() == event]
+
+
+@pytest.fixture
+def events() -> Iterator[Events]:
+    handler = Events()
+    state_logger = logging.getLogger("audience_sync.state")
+    state_logger.addHandler(handler)
+    old_level = state_logger.level
+    state_logger.setLevel(logging.INFO)
+    yield handler
+    state_logger.removeHandler(handler)
+    state_logger.setLevel(old_level)
+
+
+@pytest.fixture
+def quick_busy_engine(sqlite_database_url: str) -> Iterator[Engine]:
+    """A SQLite state database whose writers give up after 20 ms instead of 30 s."""
+    engine = make_engine(sqlite_database_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+
+    def short_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=20")
+
+    event.listen(engine, "connect", short_busy_timeout)
+    yield engine
+    engine.dispose()
+
+
+@contextmanager
+def writes_blocked(database_url: str) -> Iterator[None]:
+    """Another connection holds SQLite's write lock (readers go on, under WAL)."""
+    path = database_url.removeprefix("sqlite:///")
+    blocker = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        yield
+        blocker.execute("ROLLBACK")
+    finally:
+        blocker.close()
+
+
+def wait_for(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def lost(lock: RunLock) -> bool:
+    try:
+        lock.ensure_held()
+    except LockLostError:
+        return True
+    return False
+
+
+def test_heartbeat_failure_before_expiry_is_retried(
+    quick_busy_engine: Engine, sqlite_database_url: str, events: Events
+) -> None:
+    clock = FakeClock()
+    with RunLock(quick_busy_engine, lease_seconds=0.3, clock=clock) as lock:
+        with writes_blocked(sqlite_database_url):
+            wait_for(lambda: bool(events.named("lock.heartbeat_failed")), "a failed heartbeat")
+        clock.now += timedelta(seconds=0.1)  # still inside the lease
+        wait_for(
+            lambda: as_utc(lease_row(quick_busy_engine).heartbeat_at) == clock.now,
+            "a renewed heartbeat",
+        )
+        lock.ensure_held()
+    assert not events.named("lock.lost")
+
+
+def test_heartbeat_failure_past_expiry_loses_the_lease(
+    quick_busy_engine: Engine, sqlite_database_url: str, events: Events
+) -> None:
+    clock = FakeClock()
+    with RunLock(quick_busy_engine, lease_seconds=0.3, clock=clock) as lock:
+        with writes_blocked(sqlite_database_url):
+            clock.now += timedelta(seconds=1)
+            wait_for(lambda: lost(lock), "the heartbeat to give the lease up")
+        # writes work again and the row still carries this token: the loss stays recorded
+        with pytest.raises(LockLostError) as caught:
+            lock.ensure_held()
+    message = str(caught.value)
+    assert message == (
+        "the run lock's lease expired before the heartbeat could renew it "
+        "(OperationalError: database is locked); this run stopped before sending anything more"
+    )
+    failures = events.named("lock.heartbeat_failed")
+    assert failures
+    for record in failures + events.named("lock.lost"):
+        assert record.exc_info is None  # no traceback
+        text = f"{record.getMessage()} {record.__dict__}"
+        assert "UPDATE" not in text
+        assert "parameters" not in text
+        assert lock._token not in text  # the statement's bound parameter
+
+
+def test_ensure_held_on_postgresql_checks_the_advisory_session(pg_database_url: str) -> None:
+    engine = make_engine(pg_database_url)
+    migrate.upgrade(engine)
+    try:
+        with RunLock(engine) as lock:
+            lock.ensure_held()
+            with engine.begin() as conn:
+                holder = conn.execute(
+                    text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :key"),
+                    {"key": ADVISORY_LOCK_KEY},
+                ).scalar_one()
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder})
+
+            def session_gone() -> bool:
+                with engine.connect() as conn:
+                    return not conn.execute(
+                        text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": holder}
+                    ).first()
+
+            wait_for(session_gone, "the holder's session to end")
+            with pytest.raises(LockLostError) as caught:
+                lock.ensure_held()
+        assert str(caught.value).startswith("the run lock's database session no longer answers (")
+        assert str(caught.value).endswith("this run stopped before sending anything more")
+        # the lock went with the session: the next run gets it
+        with RunLock(engine) as next_lock:
+            next_lock.ensure_held()
+    finally:
+        engine.dispose()

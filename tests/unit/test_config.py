@@ -36,6 +36,7 @@ def test_minimal_config_loads_with_paths_relative_to_the_file(tmp_path: Path) ->
     assert config.base_dir == tmp_path.resolve()
     assert config.settings.sync.retry_skipped_after == timedelta(hours=24)
     assert config.settings.listrak.submit_via == "list_import"
+    assert config.settings.sync.lock_lease_seconds == 90
 
 
 def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,6 +65,11 @@ def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.Mo
         ('kind = "csv"', 'kind = "xls"', "audiences[0].source: Input tag 'xls' found using 'kind'"),
         ('api_url = "https', 'api_url = "ftp', "listrak.api_url: expected an http(s) URL"),
         ("list_id = 100\n", "", "audiences[0].list_id: required key is missing"),
+        (
+            "[listrak]",
+            "[sync]\nlock_lease_seconds = 0\n[listrak]",
+            "sync.lock_lease_seconds: Input should be greater than 0",
+        ),
     ],
 )
 def test_invalid_config_names_the_key(tmp_path: Path, replace: str, by: str, message: str) -> None:
@@ -104,3 +110,8 @@ def test_sqlite_paths() -> None:
     assert resolve_sqlite_path("sqlite://", base) == "sqlite://"
     pg = "postgresql+psycopg://u@h/db"
     assert resolve_sqlite_path(pg, base) == pg
+
+
+def test_lock_lease_is_configurable(tmp_path: Path) -> None:
+    text = MINIMAL.replace("[listrak]", "[sync]\nlock_lease_seconds = 2.5\n[listrak]", 1)
+    assert load_config(write(tmp_path, text)).settings.sync.lock_lease_seconds == 2.5
