@@ -10,16 +10,12 @@ so its lost answers are retried like any idempotent request.
 from __future__ import annotations
 
 import json
-import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
 
-from audience_sync.checkpoints import checkpoint
 from audience_sync.config import ListrakSettings
-from audience_sync.errors import RetriableListrakError
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.listrak.imports import (
     ImportPart,
@@ -29,8 +25,6 @@ from audience_sync.listrak.imports import (
     split_into_parts,
 )
 from audience_sync.listrak.models import ContactSegmentationFieldValues
-
-logger = logging.getLogger("audience_sync.listrak")
 
 
 @dataclass(frozen=True)
@@ -68,7 +62,7 @@ class _Route:
         audience_key: str,
         list_id: int,
         field_id: int,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,  # unused: retries wait in the client
     ) -> None:
         self._client = client
         self._settings = settings
@@ -76,7 +70,6 @@ class _Route:
         self._key = audience_key
         self._list_id = list_id
         self._field_id = field_id
-        self._sleep = sleep
 
 
 class ListImportRoute(_Route):
@@ -106,34 +99,13 @@ class ListImportRoute(_Route):
             )
 
     def post(self, part: Part) -> str:
-        """POST once; when the answer may have been lost, look the import up before re-sending."""
+        """POST the part as one import; the client retries it and never applies it twice."""
         body = build_import_file(
             ImportPart(part.number, part.body, part.first_email, part.last_email, part.row_count),
             file_name=part.file_name,
             field_id=self._field_id,
         )
-        attempts = self._settings.retry_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._client.post_import(self._list_id, body)
-            except RetriableListrakError as exc:
-                logger.warning(
-                    "import.answer_lost", extra={"file_name": part.file_name, "error": str(exc)}
-                )
-                checkpoint("answer_lost")
-                found = self._client.find_import(self._list_id, part.file_name)
-                if found is not None:
-                    logger.info("import.found_by_name", extra={"file_name": part.file_name})
-                    return found
-                if attempt == attempts:
-                    raise
-                self._sleep(
-                    min(
-                        self._settings.retry_initial_wait_seconds * 2**attempt,
-                        self._settings.retry_max_wait_seconds,
-                    )
-                )
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._client.post_import(self._list_id, body)
 
 
 class FieldValuesRoute(_Route):
