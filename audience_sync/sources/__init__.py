@@ -48,4 +48,3 @@ def build_source(spec: SourceSpec, *, base_dir: Path, audience_key: str) -> Memb
 
         return SegmentEventsSqlSource(spec, base_dir=base_dir, audience_key=audience_key)
     raise TypeError(f"unsupported source spec {type(spec).__name__}")  # pragma: no cover
-
