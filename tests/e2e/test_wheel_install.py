@@ -89,3 +89,12 @@ def test_the_installed_wheel_upgrades_the_database_and_syncs(
 
     assert "vip: members 4, turned on 4" in output
     assert harness.members_on("vip") == set(MEMBERS)
+
+
+def test_the_installed_wheel_carries_the_published_listrak_document(installed: Path) -> None:
+    probe = (
+        "from audience_sync.sandbox.contract import body_validator, document\n"
+        "body_validator('/List/{listId}/ListImport', 'POST')\n"
+        "print(document()['swagger'])\n"
+    )
+    assert _run(installed / "python", "-c", probe, cwd=installed).strip() == "2.0"
