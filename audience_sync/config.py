@@ -30,8 +30,8 @@ from audience_sync import config_errors
 from audience_sync.durations import parse_duration
 from audience_sync.errors import ConfigError
 from audience_sync.sources.specs import SourceSpec
-from audience_sync.urls import check_http_url, check_state_url
 from audience_sync.state.lock import DEFAULT_LEASE_SECONDS
+from audience_sync.urls import check_http_url, check_state_url
 
 DEFAULT_CONFIG_NAME = "audience-sync.toml"
 CONFIG_ENV_VAR = "AUDIENCE_SYNC_CONFIG"

@@ -18,6 +18,7 @@ import httpx
 import stamina
 from pydantic import BaseModel, ValidationError
 
+from audience_sync.checkpoints import checkpoint
 from audience_sync.config import Credentials, ListrakSettings
 from audience_sync.errors import (
     AnswerLostError,
@@ -52,6 +53,7 @@ from audience_sync.listrak.models import (
 logger = logging.getLogger("audience_sync.listrak")
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 MAX_PAGE_SIZE = 5000
 MAX_FIELDS_PER_CONTACT_READ = 30
@@ -171,11 +173,14 @@ class ListrakClient:
             return response
         raise error_for_response(response)
 
-    def _with_retries(
-        self, attempt: Callable[[], httpx.Response], *, idempotent: bool
-    ) -> httpx.Response:
-        """Retry 429/5xx/transport failures; a non-idempotent request is never re-sent once its
-        answer may have been lost (``AnswerLostError`` and 5xx propagate to the caller)."""
+    def _with_retries(self, attempt: Callable[[], T], *, idempotent: bool) -> T:
+        """The one retry layer: 429/5xx/transport failures, with capped, jittered backoff.
+
+        A non-idempotent request is retried only when it was certainly not applied (429, or a
+        connection that failed before sending); once its answer may have been lost
+        (``AnswerLostError``, 5xx) the error propagates, unless ``attempt`` itself looks the
+        request up before re-sending, as :meth:`post_import` does (``idempotent=True`` there).
+        """
 
         def retriable(exc: Exception) -> bool:
             if not isinstance(exc, RetriableListrakError):
@@ -206,28 +211,37 @@ class ListrakClient:
         json: Any = None,
         idempotent: bool | None = None,
     ) -> httpx.Response:
-        """One API call with the bearer token; on a 401, refresh once and retry once."""
-        url = f"{self._settings.api_url}{path}"
+        """One API call with the bearer token, retried as :meth:`_with_retries` says."""
         is_idempotent = method == "GET" if idempotent is None else idempotent
+        return self._with_retries(
+            lambda: self._call_once(method, path, params=params, json=json),
+            idempotent=is_idempotent,
+        )
 
-        def attempt() -> httpx.Response:
+    def _call_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """Send once with the bearer token; on a 401, refresh the token and send once more."""
+        url = f"{self._settings.api_url}{path}"
+        try:
+            return self._send(method, url, params=params, json=json, headers=self._auth())
+        except AuthenticationError:
+            logger.info("listrak.token_refresh", extra={"path": path})
+            self._token = None
             headers = self._auth()
             try:
                 return self._send(method, url, params=params, json=json, headers=headers)
-            except AuthenticationError:
-                logger.info("listrak.token_refresh", extra={"path": path})
-                self._token = None
-                headers = self._auth()
-                try:
-                    return self._send(method, url, params=params, json=json, headers=headers)
-                except AuthenticationError as exc:
-                    raise AuthenticationError(
-                        f"Listrak refused a fresh token for {method} {path}; giving up",
-                        status=exc.status,
-                        code=exc.code,
-                    ) from None
-
-        return self._with_retries(attempt, idempotent=is_idempotent)
+            except AuthenticationError as exc:
+                raise AuthenticationError(
+                    f"Listrak refused a fresh token for {method} {path}; giving up",
+                    status=exc.status,
+                    code=exc.code,
+                ) from None
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._bearer()}"}
@@ -237,13 +251,21 @@ class ListrakClient:
         return _parse(Resource[model], response).data  # type: ignore[valid-type]
 
     def _paged(
-        self, model: type[M], path: str, params: Mapping[str, str | int] | None = None
+        self,
+        model: type[M],
+        path: str,
+        params: Mapping[str, str | int] | None = None,
+        *,
+        retry: bool = True,
     ) -> Iterator[M]:
+        """Every item of a collection; ``retry=False`` sends each page once (for use inside
+        an attempt that is itself retried)."""
+        call = self._call if retry else self._call_once
         query: dict[str, str | int] = {**(params or {}), "count": MAX_PAGE_SIZE}
         cursor: str | None = "Start"
         while cursor:
             query["cursor"] = cursor
-            page = _parse(Collection[model], self._call("GET", path, params=query))  # type: ignore[valid-type]
+            page = _parse(Collection[model], call("GET", path, params=query))  # type: ignore[valid-type]
             yield from page.data
             cursor = _next_cursor(page.nextPageCursor) if page.data else None
 
@@ -298,20 +320,59 @@ class ListrakClient:
 
     # --- list imports -----------------------------------------------------------------------
 
-    def post_import(self, list_id: int, import_file: ImportFile) -> str:
-        """POST an import once. A lost answer raises AnswerLostError: look it up by name."""
-        response = self._call(
-            "POST", f"/List/{list_id}/ListImport", json=import_file.model_dump(exclude_none=True)
-        )
-        return _parse(ResourceCreated, response).resourceId
+    def post_import(
+        self, list_id: int, import_file: ImportFile, *, not_before: datetime | None = None
+    ) -> str:
+        """POST an import, never applying it twice, within one bounded attempt budget.
+
+        A 429 (``import.post_refused``: not applied) or a connection that failed before
+        sending is simply sent again. When the answer may have been lost (the connection
+        broke after sending, or a 5xx: ``import.answer_lost``), the next attempt first looks
+        the import up by its file name and sends it again only if Listrak does not have it.
+        """
+        path = f"/List/{list_id}/ListImport"
+        body = import_file.model_dump(exclude_none=True)
+        file_name = import_file.fileName
+        answer_lost = False
+
+        def attempt() -> str:
+            nonlocal answer_lost
+            if answer_lost:
+                found = self.find_import(list_id, file_name, not_before=not_before, retry=False)
+                if found is not None:
+                    logger.info("import.found_by_name", extra={"file_name": file_name})
+                    return found
+            self._bearer()  # a failing token request is not a lost import answer
+            try:
+                response = self._call_once("POST", path, json=body)
+            except RetriableListrakError as exc:
+                if exc.status == 429:
+                    logger.warning(
+                        "import.post_refused", extra={"file_name": file_name, "error": str(exc)}
+                    )
+                elif isinstance(exc, AnswerLostError) or exc.status is not None:
+                    answer_lost = True
+                    logger.warning(
+                        "import.answer_lost", extra={"file_name": file_name, "error": str(exc)}
+                    )
+                    checkpoint("answer_lost")
+                raise
+            return _parse(ResourceCreated, response).resourceId
+
+        return self._with_retries(attempt, idempotent=True)
 
     def find_import(
-        self, list_id: int, file_name: str, *, not_before: datetime | None = None
+        self,
+        list_id: int,
+        file_name: str,
+        *,
+        not_before: datetime | None = None,
+        retry: bool = True,
     ) -> str | None:
         """The id of the import named ``file_name``, ignoring any created before
         ``not_before`` (less a clock-skew allowance): those are somebody else's."""
         earliest = None if not_before is None else not_before - CLOCK_SKEW_ALLOWANCE
-        for item in self._paged(ListImport, f"/List/{list_id}/ListImport"):
+        for item in self._paged(ListImport, f"/List/{list_id}/ListImport", retry=retry):
             if item.importFileName != file_name:
                 continue
             created = _parse_datetime(item.importDate)

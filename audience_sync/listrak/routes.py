@@ -10,16 +10,12 @@ so its lost answers are retried like any idempotent request.
 from __future__ import annotations
 
 import json
-import logging
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
 
-from audience_sync.checkpoints import checkpoint
 from audience_sync.config import ListrakSettings
-from audience_sync.errors import RetriableListrakError
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.listrak.imports import (
     ImportPart,
@@ -30,8 +26,6 @@ from audience_sync.listrak.imports import (
 )
 from audience_sync.listrak.models import ContactSegmentationFieldValues
 from audience_sync.state.db import utcnow
-
-logger = logging.getLogger("audience_sync.listrak")
 
 
 @dataclass(frozen=True)
@@ -70,7 +64,6 @@ class _Route:
         audience_key: str,
         list_id: int,
         field_id: int,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._settings = settings
@@ -81,7 +74,6 @@ class _Route:
         self._key = audience_key
         self._list_id = list_id
         self._field_id = field_id
-        self._sleep = sleep
 
 
 class ListImportRoute(_Route):
@@ -113,36 +105,13 @@ class ListImportRoute(_Route):
             )
 
     def post(self, part: Part) -> str:
-        """POST once; when the answer may have been lost, look the import up before re-sending."""
+        """POST the part as one import; the client retries it and never applies it twice."""
         body = build_import_file(
             ImportPart(part.number, part.body, part.first_email, part.last_email, part.row_count),
             file_name=part.file_name,
             field_id=self._field_id,
         )
-        attempts = self._settings.retry_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._client.post_import(self._list_id, body)
-            except RetriableListrakError as exc:
-                logger.warning(
-                    "import.answer_lost", extra={"file_name": part.file_name, "error": str(exc)}
-                )
-                checkpoint("answer_lost")
-                found = self._client.find_import(
-                    self._list_id, part.file_name, not_before=self._not_before
-                )
-                if found is not None:
-                    logger.info("import.found_by_name", extra={"file_name": part.file_name})
-                    return found
-                if attempt == attempts:
-                    raise
-                self._sleep(
-                    min(
-                        self._settings.retry_initial_wait_seconds * 2**attempt,
-                        self._settings.retry_max_wait_seconds,
-                    )
-                )
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._client.post_import(self._list_id, body, not_before=self._not_before)
 
 
 class FieldValuesRoute(_Route):

@@ -77,7 +77,6 @@ def _route(ctx: RunContext, run: AudienceRun) -> SubmitRoute:
         audience_key=audience.key,
         list_id=audience.list_id,
         field_id=audience.profile_field_id,
-        sleep=ctx.sleep,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 from urllib.parse import parse_qs
 
 from pydantic import TypeAdapter
@@ -19,6 +20,7 @@ from audience_sync.listrak.models import (
 )
 
 from . import paging, wire
+from .contract import check_body
 from .importing import summarize
 from .problems import ApiError, invalid_parameter
 from .records import SUBSCRIPTION_STATES
@@ -41,6 +43,14 @@ def _world(request: Request) -> SandboxWorld:
 def _id(request: Request, name: str) -> int:
     value: int = request.path_params[name]
     return value
+
+
+async def _body(request: Request, spec_path: str) -> Any:
+    """The JSON body, refused unless it satisfies the published document's schema for
+    ``POST spec_path``."""
+    data = await read_json(request)
+    await run_in_threadpool(check_body, spec_path, "POST", data)
+    return data
 
 
 async def token(request: Request) -> Response:
@@ -71,7 +81,10 @@ async def group_collection(request: Request) -> Response:
 
 
 async def group_create(request: Request) -> Response:
-    body = parse(SegmentationFieldGroupCreate, await read_json(request))
+    body = parse(
+        SegmentationFieldGroupCreate,
+        await _body(request, "/List/{listId}/SegmentationFieldGroup"),
+    )
     world = _world(request)
     group_id = world.create_group(
         _id(request, "listId"), body.segmentationFieldGroupName, body.position
@@ -94,7 +107,13 @@ async def field_collection(request: Request) -> Response:
 
 
 async def field_create(request: Request) -> Response:
-    body = parse(SegmentationFieldCreate, await read_json(request))
+    body = parse(
+        SegmentationFieldCreate,
+        await _body(
+            request,
+            "/List/{listId}/SegmentationFieldGroup/{segmentationFieldGroupId}/SegmentationField",
+        ),
+    )
     field_id = _world(request).create_field(
         _id(request, "listId"), _id(request, "segmentationFieldGroupId"), body
     )
@@ -151,7 +170,9 @@ async def contact_field_values(request: Request) -> Response:
             "ERROR_INTEGRATION_CANNOT_ACCESS_BETA_ROUTE",
             "This route is in beta and not available to this integration.",
         )
-    contacts = parse(_CONTACT_VALUES, await read_json(request))
+    contacts = parse(
+        _CONTACT_VALUES, await _body(request, "/List/{listId}/Contact/SegmentationField")
+    )
     if not contacts:
         raise invalid_parameter("body: at least one contact is required.")
     import_id = await run_in_threadpool(world.create_json_import, _id(request, "listId"), contacts)
@@ -159,7 +180,7 @@ async def contact_field_values(request: Request) -> Response:
 
 
 async def import_create(request: Request) -> Response:
-    body = parse(ImportFile, await read_json(request))
+    body = parse(ImportFile, await _body(request, "/List/{listId}/ListImport"))
     import_id = await run_in_threadpool(
         _world(request).create_file_import, _id(request, "listId"), body
     )

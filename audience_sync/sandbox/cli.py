@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from .server import serve
 from .settings import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -64,6 +63,8 @@ def sandbox_command(
     drop_path_contains: str | None,
 ) -> None:
     """Run a local stand-in for Listrak's Email REST API until interrupted."""
+    from .server import serve
+
     if fail_status != 429 and fail_status < 500:
         raise click.BadParameter("must be 429 or 5xx", param_hint="--fail-status")
     faults = Faults(

@@ -11,9 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from audience_sync.sources.base import MemberSource
-from audience_sync.sources.files import CsvSource, ParquetSource
-from audience_sync.sources.segment_events import SegmentEventsSource
-from audience_sync.sources.segment_events_sql import SegmentEventsSqlSource
 from audience_sync.sources.specs import (
     CsvSourceSpec,
     ParquetSourceSpec,
@@ -22,21 +19,32 @@ from audience_sync.sources.specs import (
     SourceSpec,
     SqlSourceSpec,
 )
-from audience_sync.sources.sql import SqlSource
 
 __all__ = ["MemberSource", "SourceSpec", "build_source"]
 
 
 def build_source(spec: SourceSpec, *, base_dir: Path, audience_key: str) -> MemberSource:
-    """The reader for ``spec``; relative paths resolve against ``base_dir``."""
-    if isinstance(spec, CsvSourceSpec):
-        return CsvSource(spec, base_dir=base_dir, audience_key=audience_key)
-    if isinstance(spec, ParquetSourceSpec):
+    """The reader for ``spec``; relative paths resolve against ``base_dir``.
+
+    Readers are imported here, not at the top, so that loading the config (which needs only
+    the specs) does not load pandas and pyarrow.
+    """
+    if isinstance(spec, CsvSourceSpec | ParquetSourceSpec):
+        from audience_sync.sources.files import CsvSource, ParquetSource
+
+        if isinstance(spec, CsvSourceSpec):
+            return CsvSource(spec, base_dir=base_dir, audience_key=audience_key)
         return ParquetSource(spec, base_dir=base_dir, audience_key=audience_key)
     if isinstance(spec, SqlSourceSpec):
+        from audience_sync.sources.sql import SqlSource
+
         return SqlSource(spec, base_dir=base_dir, audience_key=audience_key)
     if isinstance(spec, SegmentEventsSourceSpec):
+        from audience_sync.sources.segment_events import SegmentEventsSource
+
         return SegmentEventsSource(spec, base_dir=base_dir, audience_key=audience_key)
     if isinstance(spec, SegmentEventsSqlSourceSpec):
+        from audience_sync.sources.segment_events_sql import SegmentEventsSqlSource
+
         return SegmentEventsSqlSource(spec, base_dir=base_dir, audience_key=audience_key)
     raise TypeError(f"unsupported source spec {type(spec).__name__}")  # pragma: no cover

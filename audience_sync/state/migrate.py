@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
@@ -12,14 +13,22 @@ from sqlalchemy.engine import Engine
 
 from audience_sync.errors import StateError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_PACKAGE = "audience_sync.migrations"
+
+
+def migrations_dir() -> Path:
+    """The installed migrations (the top-level ``migrations/`` folder, mapped into the package
+    by pyproject.toml); Alembic reads them from the file system."""
+    location = Path(str(resources.files(MIGRATIONS_PACKAGE)))
+    if not (location / "env.py").is_file():  # pragma: no cover - only in a broken install
+        raise StateError(f"the Alembic migrations are missing from {location}")
+    return location
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
-    if not MIGRATIONS_DIR.is_dir():  # pragma: no cover - only in a broken install
-        raise StateError(f"migrations folder not found at {MIGRATIONS_DIR}")
+    """An Alembic config built in code (no alembic.ini): the script location is the package."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     if engine is not None:
         config.set_main_option(
             "sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%")

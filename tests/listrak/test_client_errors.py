@@ -20,7 +20,6 @@ from audience_sync.errors import (
     SkippableListrakError,
 )
 from audience_sync.listrak.client import ListrakClient
-from audience_sync.listrak.errors_map import AnswerLostError
 from audience_sync.listrak.models import (
     ContactSegmentationFieldValue,
     ContactSegmentationFieldValues,
@@ -184,33 +183,6 @@ def test_get_retries_transport_errors() -> None:
 
     assert client_for(Recorder(handler)).import_status(1, "9").status == "Completed"
     assert calls["n"] == 2
-
-
-def test_post_whose_answer_was_lost_is_not_resent() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise httpx.RemoteProtocolError("peer closed", request=request)
-
-    recorder = Recorder(handler)
-    with pytest.raises(AnswerLostError):
-        client_for(recorder).post_import(1, import_body())
-    assert len(recorder.api_requests()) == 1
-
-
-def test_post_5xx_is_left_to_the_caller_but_429_is_retried() -> None:
-    recorder = Recorder(lambda r: error(500, "ERROR_UNHANDLED_EXCEPTION"))
-    with pytest.raises(RetriableListrakError):
-        client_for(recorder).post_import(1, import_body())
-    assert len(recorder.api_requests()) == 1
-
-    answers = iter(
-        [
-            error(429, "ERROR_TOO_MANY_REQUESTS"),
-            httpx.Response(201, json={"status": 201, "resourceId": "77"}),
-        ]
-    )
-    recorder = Recorder(lambda r: next(answers))
-    assert client_for(recorder).post_import(1, import_body()) == "77"
-    assert len(recorder.api_requests()) == 2
 
 
 def test_post_connect_error_is_retried_because_nothing_was_sent() -> None:

@@ -190,7 +190,7 @@ def test_import_body_validation(seeded: SandboxServer, api: httpx.Client) -> Non
     assert_error(
         api.post(IMPORTS, json=import_body(ROWS, fileStream="%%% not base64 %%%")),
         400,
-        "ERROR_MALFORMED_REQUEST_BODY",
+        "ERROR_INVALID_PARAMETER",  # an invalid value (format: byte), not invalid JSON
     )
     assert_error(
         api.post(f"/List/1{LIST_ID}/ListImport", json=import_body(ROWS)),

@@ -164,10 +164,12 @@ def test_misfire_grace_is_the_configured_one_not_one_second(clock: type[Clock]) 
 
 
 def test_cron_weekdays_are_crontab_ones(clock: type[Clock]) -> None:
-    assert weekday_names("1-5") == "mon-fri"
+    assert weekday_names("1-5") == "mon,tue,wed,thu,fri"
     assert weekday_names("0,6") == "sun,sat"
     assert weekday_names("7") == "sun"
-    assert weekday_names("*/2") == "*/2"
+    assert weekday_names("*/2") == "sun,tue,thu,sat"
+    assert weekday_names("0-3") == "sun,mon,tue,wed"
+    assert weekday_names("5-7") == "sun,fri,sat"
     assert weekday_names("0-6") == "*"
     monday = ScheduleSettings(cron="0 6 * * 1")
     scheduler, _ = start(monday, Recorder())

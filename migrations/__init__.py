@@ -1,0 +1,1 @@
+"""Alembic migrations of the state database, installed as ``audience_sync.migrations``."""
