@@ -61,6 +61,7 @@ def post_part(listrak: Listrak) -> str:
     route = ListImportRoute(
         client_for(listrak.recorder),
         SETTINGS,
+        installation_id="ab12cd34",
         run_id=7,
         audience_key="vip",
         list_id=1,

@@ -352,7 +352,11 @@ def test_ensure_held_on_postgresql_checks_the_advisory_session(pg_database_url: 
             lock.ensure_held()
             with engine.begin() as conn:
                 holder = conn.execute(
-                    text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :key"),
+                    text(
+                        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :key "
+                        "AND database = (SELECT oid FROM pg_database "
+                        "WHERE datname = current_database())"
+                    ),
                     {"key": ADVISORY_LOCK_KEY},
                 ).scalar_one()
                 conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder})
