@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Exists
 
+from audience_sync.redaction import one_line
 from audience_sync.state.db import analyze, insert_ignoring_duplicates, utcnow
 from audience_sync.state.tables import (
     import_results,
@@ -187,7 +188,7 @@ def fail_import_changes(conn: Connection, import_row_id: int, reason: str) -> in
             run_changes.c.import_id == import_row_id,
             run_changes.c.status.in_(("planned", "submitted")),
         )
-        .values(status="failed", reason=reason[:200])
+        .values(status="failed", reason=one_line(reason, limit=200))
     )
     return int(result.rowcount)
 
@@ -196,7 +197,7 @@ def fail_unsent_changes(conn: Connection, run_id: int, reason: str) -> int:
     result = conn.execute(
         update(run_changes)
         .where(run_changes.c.run_id == run_id, run_changes.c.status == "planned")
-        .values(status="failed", reason=reason[:200])
+        .values(status="failed", reason=one_line(reason, limit=200))
     )
     return int(result.rowcount)
 
