@@ -26,7 +26,17 @@ class SourceError(AudienceSyncError):
 
 
 class StateError(AudienceSyncError):
-    """The state database is unusable (for example, its schema is out of date)."""
+    """The state database is unusable (locked, full, read-only, unreachable, out of date).
+
+    Its message is one line naming the database (password hidden) and the cause, never SQL or
+    bound parameters (see :mod:`audience_sync.state.db_errors`).
+    """
+
+
+class MissingStateError(StateError):
+    """A command that only reads the state database found no database file there."""
+
+    exit_code = 2
 
 
 class GuardError(AudienceSyncError):
@@ -45,13 +55,23 @@ class ListrakError(AudienceSyncError):
     """Anything Listrak (or the transport to it) answered that was not a success.
 
     ``status`` is the HTTP status (``None`` for transport errors) and ``code`` Listrak's
-    ``error`` code from the error envelope, the value to branch on.
+    ``error`` code from the error envelope, the value to branch on. ``may_have_been_applied``:
+    the request reached Listrak and its effect is unknown (a lost answer, a 5xx to a write);
+    False when it was never sent or was refused.
     """
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        may_have_been_applied: bool = False,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
+        self.may_have_been_applied = may_have_been_applied
 
 
 class RetriableListrakError(ListrakError):
@@ -64,6 +84,12 @@ class FatalListrakError(ListrakError):
 
 class AuthenticationError(FatalListrakError):
     """Token refused or a second 401 after a refresh."""
+
+
+class CredentialsRefusedError(AuthenticationError):
+    """The token endpoint refused the client id or secret: a configuration problem."""
+
+    exit_code = 2
 
 
 class BetaRouteUnavailableError(FatalListrakError):
