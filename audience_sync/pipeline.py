@@ -21,6 +21,7 @@ from audience_sync.checkpoints import checkpoint
 from audience_sync.config import AppConfig, AudienceSettings
 from audience_sync.errors import (
     AudienceSyncError,
+    AuthenticationError,
     FatalListrakError,
     GuardError,
     PayloadTooLargeError,
@@ -329,7 +330,7 @@ class SyncJob:
                 ledger.update_run_audience(
                     conn, run_id, prepared.audience_id, status="failed", error=str(exc)
                 )
-            if isinstance(exc, FatalListrakError) and exc.status == 401:
+            if isinstance(exc, AuthenticationError) or exc.status == 401:
                 raise
 
     def _route(self, run_id: int, audience: AudienceSettings) -> SubmitRoute:

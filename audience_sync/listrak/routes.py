@@ -117,14 +117,21 @@ class ListImportRoute(_Route):
             try:
                 return self._client.post_import(self._list_id, body)
             except RetriableListrakError as exc:
-                logger.warning(
-                    "import.answer_lost", extra={"file_name": part.file_name, "error": str(exc)}
-                )
-                checkpoint("answer_lost")
-                found = self._client.find_import(self._list_id, part.file_name)
-                if found is not None:
-                    logger.info("import.found_by_name", extra={"file_name": part.file_name})
-                    return found
+                if not exc.may_have_been_applied:
+                    # Never reached Listrak (no token, no connection, 429): nothing to look up.
+                    logger.warning(
+                        "import.not_sent", extra={"file_name": part.file_name, "error": str(exc)}
+                    )
+                else:
+                    logger.warning(
+                        "import.answer_lost",
+                        extra={"file_name": part.file_name, "error": str(exc)},
+                    )
+                    checkpoint("answer_lost")
+                    found = self._client.find_import(self._list_id, part.file_name)
+                    if found is not None:
+                        logger.info("import.found_by_name", extra={"file_name": part.file_name})
+                        return found
                 if attempt == attempts:
                     raise
                 self._sleep(
