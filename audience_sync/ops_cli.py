@@ -56,7 +56,9 @@ def schedule(state: CliState, run_now: bool) -> None:
 def verify(state: CliState, repair: bool, force: bool) -> None:
     """Compare Listrak's actual values with confirmed state and the latest snapshot.
 
-    Prints the drift per audience (counts and a sample) and exits 1 when there is any.
+    Prints the drift per audience (counts and a sample). Exits 1 when there is any drift, or
+    when an audience could not be compared (no profile_field_id, no sync yet): only exit 0
+    means every audience was compared and matched.
     """
     job = VerifyJob(
         state.config, client_factory=state.client_factory(), show_progress=state.show_progress
@@ -66,6 +68,9 @@ def verify(state: CliState, repair: bool, force: bool) -> None:
         click.echo(format_report(report))
         if report.drift_total:
             click.echo(f"drift: {report.drift_total} contact(s); `verify --repair` fixes it")
+        if report.not_compared:
+            click.echo(f"not compared: {', '.join(report.not_compared)}")
+        if report.drift_total or report.not_compared:
             sys.exit(1)
         return
     try:
