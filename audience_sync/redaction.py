@@ -13,12 +13,12 @@ from audience_sync.normalize import mask_email
 
 _NOT_IN_ADDRESS = r"\s@,;:<>()\[\]\"/\\"
 EMAIL_PATTERN = re.compile(
-    rf"[^{_NOT_IN_ADDRESS}]+@(?:[^{_NOT_IN_ADDRESS}'.]+\.)+(?:xn--[A-Za-z0-9-]+|[^\W\d_]{{2,}})"
+    rf"(?!\*+@)[^{_NOT_IN_ADDRESS}]+@(?:[^{_NOT_IN_ADDRESS}'.]+\.)+(?:xn--[A-Za-z0-9-]+|[^\W\d_]{{2,}})"
 )
 BEARER_PATTERN = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]+")
 SECRET_PATTERN = re.compile(
     r"(?i)((?:client_secret|access_token|refresh_token|password|secret|token)\"?'?\s*[:=]\s*"
-    r"\"?'?)[^\s&\"',}]+"
+    r"\"?'?)[^\s&\"',})\]]+"
 )
 URL_PASSWORD_PATTERN = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+@")
 # SQLAlchemy appends "[SQL: ...]", "[parameters: ...]" and a background link to its messages.

@@ -21,7 +21,7 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from audience_sync.errors import RunInProgressError
+from audience_sync.errors import RunInProgressError, StateError
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.tables import run_lock, sync_runs
 
@@ -166,8 +166,10 @@ class RunLock:
                         .where(run_lock.c.name == LOCK_NAME, run_lock.c.token == self._token)
                         .values(heartbeat_at=now, expires_at=now + self._lease)
                     )
-            except Exception:
-                logger.exception("lock.heartbeat_failed")
+            except Exception as exc:
+                error = str(exc) if isinstance(exc, StateError) else type(exc).__name__
+                logger.warning("lock.heartbeat_failed", extra={"error": error})
+                logger.debug("lock.heartbeat_failed.traceback", exc_info=exc)
 
     def _busy_error(self, lease: object | None = None) -> RunInProgressError:
         run_id = None
