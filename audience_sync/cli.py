@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class CliState:
     config_path: str | None
     quiet: bool
     _config: AppConfig | None = None
+    _engines: list[Engine] = field(default_factory=list)
 
     @property
     def config(self) -> AppConfig:
@@ -52,6 +53,7 @@ class CliState:
     def job(self, *, talks_to_listrak: bool = True) -> SyncJob:
         return SyncJob(
             self.config,
+            engine=self.state_engine(),
             client_factory=self.client_factory(talks_to_listrak=talks_to_listrak),
             show_progress=self.show_progress,
         )
@@ -69,7 +71,21 @@ class CliState:
     @property
     def engine(self) -> Engine:
         """For commands that only read state: a missing SQLite file is an error (exit 2)."""
-        return existing_engine(self.config.state_url)
+        return self._keep(existing_engine(self.config.state_url))
+
+    def state_engine(self) -> Engine:
+        """For commands that write state (a new SQLite file is created)."""
+        return self._keep(make_engine(self.config.state_url))
+
+    def _keep(self, engine: Engine) -> Engine:
+        self._engines.append(engine)
+        return engine
+
+    def close(self) -> None:
+        """Called when the command ends: no connection outlives it."""
+        for engine in self._engines:
+            engine.dispose()
+        self._engines.clear()
 
     @property
     def show_progress(self) -> bool:
@@ -163,6 +179,7 @@ def main(
     """Keep Listrak CheckBox profile fields in step with Segment Engage audiences."""
     configure_logging(level=log_level, fmt=log_format)
     ctx.obj = CliState(config_path=config_path, quiet=quiet)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @main.group()
@@ -175,7 +192,7 @@ def db() -> None:
 @pass_state
 def db_upgrade(state: CliState, revision: str) -> None:
     """Create or migrate the state database to the newest schema."""
-    engine = make_engine(state.config.state_url)
+    engine = state.state_engine()
     migrate.upgrade(engine, revision)
     click.echo(f"state database at revision {migrate.current_revision(engine)}")
 
@@ -184,7 +201,7 @@ def db_upgrade(state: CliState, revision: str) -> None:
 @pass_state
 def db_current(state: CliState) -> None:
     """Print the schema revision of the state database and the newest one."""
-    engine = make_engine(state.config.state_url)
+    engine = state.state_engine()
     current = migrate.current_revision(engine) or "none (empty database)"
     click.echo(f"current: {current}\nhead:    {migrate.head_revision()}")
 

@@ -61,7 +61,10 @@ def verify(state: CliState, repair: bool, force: bool) -> None:
     means every audience was compared and matched.
     """
     job = VerifyJob(
-        state.config, client_factory=state.client_factory(), show_progress=state.show_progress
+        state.config,
+        engine=state.state_engine(),
+        client_factory=state.client_factory(),
+        show_progress=state.show_progress,
     )
     if not repair:
         report = job.verify()

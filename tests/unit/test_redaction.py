@@ -23,9 +23,7 @@ def test_sql_and_parameters_are_cut_and_the_cause_kept() -> None:
 
 
 def test_parameters_without_sql_are_cut() -> None:
-    assert redact("failed [parameters: {'email': 'bob@example.com'}]") == (
-        "failed [SQL not shown]"
-    )
+    assert redact("failed [parameters: {'email': 'bob@example.com'}]") == ("failed [SQL not shown]")
 
 
 @pytest.mark.parametrize(
