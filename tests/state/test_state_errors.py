@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,18 @@ LEAKY = (
 def assert_clean(message: str) -> None:
     assert "\n" not in message
     assert "@example" not in message
-    assert "[SQL" not in message and "parameters" not in message
+    assert "[SQL" not in message
+    assert "parameters" not in message
     assert "INSERT" not in message
 
 
 @pytest.fixture
-def sqlite_path(tmp_path: Path) -> Iterator[Path]:
+def sqlite_path(tmp_path: Path) -> Path:
     path = tmp_path / "state.db"
     engine = make_engine(f"sqlite:///{path}")
     migrate.upgrade(engine)
     engine.dispose()
-    yield path
+    return path
 
 
 def insert_import(engine: Engine) -> None:
