@@ -20,10 +20,13 @@ from sqlalchemy.engine import Engine
 
 from audience_sync.cli_errors import EXIT_FAILED, Failure, failure_for, format_failure
 from audience_sync.config import AppConfig, load_config, load_credentials
+from audience_sync.errors import CommandFailedError
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.logs import configure_logging
 from audience_sync.pipeline import SyncJob
+from audience_sync.redaction import one_line
 from audience_sync.report import (
+    PLAN_GUARD_WOULD_ABORT,
     AudiencePlan,
     format_plan,
     format_run,
@@ -225,7 +228,7 @@ def run(state: CliState, full: bool, force: bool, reconcile: bool) -> None:
     finally:
         print_run(job)
     if outcome.status != "succeeded":
-        sys.exit(1)
+        raise CommandFailedError(f"run {outcome.run_id} {outcome.status}: {outcome.error}")
 
 
 @main.command()
@@ -253,7 +256,13 @@ def plan(state: CliState, full: bool) -> None:
     click.echo(f"plan (nothing was sent; see run {outcome.run_id} in the ledger):")
     for line in format_plan(plans):
         click.echo(line)
-    sys.exit(plan_exit_code(plans))
+    code = plan_exit_code(plans)
+    if code == PLAN_GUARD_WOULD_ABORT:
+        tripped = ", ".join(p.key for p in plans if p.guard_reason is not None)
+        raise CommandFailedError(f"a guard would abort the run: {tripped}", exit_code=code)
+    if code != 0:
+        failed = ", ".join(p.key for p in plans if p.error is not None)
+        raise CommandFailedError(f"could not plan: {failed}", exit_code=code)
 
 
 @main.command()
@@ -269,7 +278,7 @@ def setup(state: CliState, write: bool) -> None:
     for result in results:
         where = f"list {result.list_id}, profile field {result.field_id}"
         if result.problem:
-            click.echo(f"{result.audience}: FAILED: {result.problem}", err=True)
+            click.echo(f"{result.audience}: FAILED: {one_line(result.problem)}", err=True)
         else:
             click.echo(f"{result.audience}: {result.action} ({where})")
     if write:
@@ -277,7 +286,7 @@ def setup(state: CliState, write: bool) -> None:
         click.echo(f"wrote {written} profile_field_id value(s) to {config.path}")
     failed = [r.audience for r in results if r.problem]
     if failed:
-        raise click.exceptions.Exit(1)
+        raise CommandFailedError(f"setup failed for {', '.join(failed)}")
 
 
 @main.command()

@@ -15,6 +15,14 @@ class AudienceSyncError(Exception):
     exit_code = 1
 
 
+class CommandFailedError(AudienceSyncError):
+    """A command did its work and reports a failure (a run failed, drift was found, ...)."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class ConfigError(AudienceSyncError):
     """The configuration file or environment is invalid; the message names the key."""
 

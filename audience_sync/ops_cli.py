@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import click
 
 from audience_sync.cli import CliState, pass_state, print_run
+from audience_sync.errors import CommandFailedError
 from audience_sync.runlog import (
     ChangeRow,
     changes,
@@ -69,12 +70,15 @@ def verify(state: CliState, repair: bool, force: bool) -> None:
     if not repair:
         report = job.verify()
         click.echo(format_report(report))
+        problems = []
         if report.drift_total:
             click.echo(f"drift: {report.drift_total} contact(s); `verify --repair` fixes it")
+            problems.append(f"drift in {report.drift_total} contact(s)")
         if report.not_compared:
             click.echo(f"not compared: {', '.join(report.not_compared)}")
-        if report.drift_total or report.not_compared:
-            sys.exit(1)
+            problems.append(f"could not compare {', '.join(report.not_compared)}")
+        if problems:
+            raise CommandFailedError("verify: " + "; ".join(problems))
         return
     try:
         report = job.repair(force=force)
@@ -84,7 +88,8 @@ def verify(state: CliState, repair: bool, force: bool) -> None:
         print_run(job)
     assert report.run is not None
     if report.run.status != "succeeded":
-        sys.exit(1)
+        run = report.run
+        raise CommandFailedError(f"repair run {run.run_id} {run.status}: {run.error}")
 
 
 @click.command("status")

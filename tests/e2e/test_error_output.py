@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import update
+from sqlalchemy.engine import make_url
 
 from audience_sync.cli import CliState, main
 from audience_sync.demo import MARKER, check_workdir
@@ -163,6 +164,7 @@ def test_plan_exits_3_when_a_guard_would_abort(harness: Harness) -> None:
         "  vip: would turn on 0, turn off 8; guard: would abort: 8 of 10 confirmed members "
         "would be removed (80.0% > max_removed_fraction 20%)"
     ]
+    assert result.stderr.splitlines()[-1] == "error: a guard would abort the run: vip"
     assert harness.members_on("vip") == set(MEMBERS), "plan sent nothing"
 
 
@@ -177,6 +179,7 @@ def test_plan_exits_1_when_a_source_failed(harness: Harness) -> None:
         "  vip: would turn on 10, turn off 0; guard: ok",
         "  gone: could not plan: audience 'gone': no file matches 'members/gone.csv'",
     ]
+    assert result.stderr.splitlines()[-1] == "error: could not plan: gone"
 
 
 # --- verify ---------------------------------------------------------------------------------
@@ -190,6 +193,7 @@ def test_verify_exits_1_naming_an_audience_it_could_not_compare(harness: Harness
         "vip: no snapshot yet (run a sync first); not compared",
         "not compared: vip",
     ]
+    assert result.stderr.splitlines()[-1] == "error: verify: could not compare vip"
 
 
 def test_verify_exits_0_only_when_everything_was_compared(harness: Harness) -> None:
@@ -272,3 +276,35 @@ def test_demo_reuses_its_own_directory_and_accepts_force(tmp_path: Path) -> None
     foreign.mkdir()
     (foreign / "audience-sync.toml").write_text("# production\n", encoding="utf-8")
     check_workdir(foreign, force=True)
+
+
+# --- Listrak's reason -------------------------------------------------------------------------
+
+
+def test_refused_import_shows_listraks_message(sqlite_harness: Harness) -> None:
+    h = sqlite_harness
+    h.add_contacts(subscribed=MEMBERS)
+    h.audiences["ghost"] = 999  # no such profile field on the list: Listrak refuses the import
+    h.set_members("ghost", MEMBERS)
+    h.write_config()
+    h.engine  # noqa: B018 - migrates the state database
+    result = invoke(h, "run")
+    assert result.exit_code == 1
+    refused = (
+        "Listrak answered 400 ERROR_INVALID_PARAMETER to POST /email/v1/List/100/ListImport: "
+        "fileMappings: segmentationFieldId 999 is not a profile field of this list."
+    )
+    assert f"      error: {refused}" in result.stdout.splitlines()
+    assert result.stderr.splitlines()[-1] == f"error: run 1 failed: ghost: {refused}"
+
+
+def test_unreachable_postgresql_is_one_line_naming_it(
+    sqlite_harness: Harness, pg_database_url: str
+) -> None:
+    h = sqlite_harness
+    h.add_audience("vip", 300, MEMBERS)
+    h.state_url = make_url(pg_database_url).set(port=1).render_as_string(hide_password=False)
+    h.write_config()
+    result = invoke(h, "status")
+    assert result.exit_code == 1
+    assert result.stderr == f"error: state database {h.state_url}: connection refused\n"
