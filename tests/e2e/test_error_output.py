@@ -97,6 +97,28 @@ def test_ctrl_c_is_one_line_not_aborted(
     assert result.stderr == "error: interrupted\n"
 
 
+def test_an_escaping_eof_is_an_error_line_not_aborted(
+    sqlite_harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready(sqlite_harness)
+
+    def job(self: CliState, *, talks_to_listrak: bool = True) -> None:
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+    monkeypatch.setattr(CliState, "job", job)
+    for log_format, expected in (
+        ("text", "error: unexpected EOFError; rerun with --log-level DEBUG for details\n"),
+        (
+            "json",
+            '{"level": "error", "event": "error", "message": "unexpected EOFError; rerun with '
+            '--log-level DEBUG for details", "exit_code": 1}\n',
+        ),
+    ):
+        result = invoke(sqlite_harness, "--log-format", log_format, "run")
+        assert result.exit_code == 1
+        assert result.stderr == expected
+
+
 def test_json_mode_usage_error_is_one_json_object(sqlite_harness: Harness) -> None:
     ready(sqlite_harness)
     result = invoke(sqlite_harness, "--log-format", "json", "show", "abc")
@@ -308,3 +330,24 @@ def test_unreachable_postgresql_is_one_line_naming_it(
     result = invoke(h, "status")
     assert result.exit_code == 1
     assert result.stderr == f"error: state database {h.state_url}: connection refused\n"
+
+
+def test_history_and_show_redact_an_error_stored_before_redaction(harness: Harness) -> None:
+    ready(harness)
+    assert invoke(harness, "run").exit_code == 0
+    with harness.engine.begin() as conn:  # as an older version stored it
+        conn.execute(
+            update(sync_runs).values(
+                error="(sqlite3.OperationalError) database is locked\n"
+                "[SQL: UPDATE run_changes SET reason=?]\n[parameters: ('dan@example.com',)]"
+            )
+        )
+    history = invoke(harness, "history")
+    assert len(history.stdout.splitlines()) == 2, "one header, one run: the layout holds"
+    assert history.stdout.splitlines()[1].endswith(
+        "  (sqlite3.OperationalError) database is locked [SQL not shown]"
+    )
+    show = invoke(harness, "show", "1")
+    assert show.stdout.splitlines()[1] == (
+        "  error: (sqlite3.OperationalError) database is locked [SQL not shown]"
+    )
