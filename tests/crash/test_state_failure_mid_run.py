@@ -153,6 +153,10 @@ def test_state_database_locked_mid_run_gives_one_clean_error_line(
         history = run_cli(h, "history")
         assert history.returncode == 0
         assert history.stdout.splitlines()[1].endswith("process gone; the next run resolves it")
+        status = run_cli(h, "status")
+        assert status.returncode == 0
+        assert status.stdout.startswith("in progress: none (a stale lock from run 1 on ")
+        assert "process gone; the next run takes it over)" in status.stdout.splitlines()[0]
     else:
         # The lock covered one table: the failure was recorded, as one clean line.
         with h.engine.connect() as conn:
