@@ -1,15 +1,16 @@
 """The ``audience-sync`` command: a few lines over the library per command.
 
 Exit codes: 0 success, 1 run failed, 2 usage or config error, 3 guard abort,
-4 another run in progress.
+4 another run in progress, 130 interrupted (Ctrl-C). Every failure ends in one ``error: ...``
+line on stderr (see :mod:`audience_sync.cli_errors`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,26 @@ import click
 from click.core import ParameterSource
 from sqlalchemy.engine import Engine
 
+from audience_sync.cli_errors import EXIT_FAILED, Failure, failure_for, format_failure
 from audience_sync.config import AppConfig, load_config, load_credentials
-from audience_sync.errors import AudienceSyncError
+from audience_sync.errors import CommandFailedError
 from audience_sync.listrak.client import ListrakClient
-from audience_sync.logs import configure_logging, redact
+from audience_sync.logs import configure_logging
 from audience_sync.pipeline import SyncJob
-from audience_sync.report import format_run, summarize_run
+from audience_sync.redaction import one_line
+from audience_sync.report import (
+    PLAN_GUARD_WOULD_ABORT,
+    AudiencePlan,
+    format_plan,
+    format_run,
+    plan_exit_code,
+    summarize_run,
+)
 from audience_sync.sandbox.cli import sandbox_command
 from audience_sync.state import migrate
-from audience_sync.state.db import make_engine, utcnow
+from audience_sync.state.db import existing_engine, make_engine, utcnow
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,6 +45,7 @@ class CliState:
     config_path: str | None
     quiet: bool
     _config: AppConfig | None = None
+    _engines: list[Engine] = field(default_factory=list)
 
     @property
     def config(self) -> AppConfig:
@@ -43,6 +56,7 @@ class CliState:
     def job(self, *, talks_to_listrak: bool = True) -> SyncJob:
         return SyncJob(
             self.config,
+            engine=self.state_engine(),
             client_factory=self.client_factory(talks_to_listrak=talks_to_listrak),
             show_progress=self.show_progress,
         )
@@ -59,7 +73,22 @@ class CliState:
 
     @property
     def engine(self) -> Engine:
-        return make_engine(self.config.state_url)
+        """For commands that only read state: a missing SQLite file is an error (exit 2)."""
+        return self._keep(existing_engine(self.config.state_url))
+
+    def state_engine(self) -> Engine:
+        """For commands that write state (a new SQLite file is created)."""
+        return self._keep(make_engine(self.config.state_url))
+
+    def _keep(self, engine: Engine) -> Engine:
+        self._engines.append(engine)
+        return engine
+
+    def close(self) -> None:
+        """Called when the command ends: no connection outlives it."""
+        for engine in self._engines:
+            engine.dispose()
+        self._engines.clear()
 
     @property
     def show_progress(self) -> bool:
@@ -67,14 +96,62 @@ class CliState:
 
 
 class AudienceSyncGroup(click.Group):
-    """Turns the package's errors into a one-line message and the documented exit code."""
+    """Every failure ends in one ``error: ...`` line (a JSON object with ``--log-format json``)
+    and the documented exit code; a traceback only with ``--log-level DEBUG``."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            returned = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            _show_click_failure(exc)
+            sys.exit(exc.exit_code)
+        except click.Abort as exc:
+            failure = Failure("aborted", EXIT_FAILED)
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                failure = failure_for(exc.__cause__)
+            _echo_failure(failure, _log_format(None))
+            sys.exit(failure.exit_code)
+        sys.exit(returned if isinstance(returned, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except AudienceSyncError as exc:
-            click.echo(f"error: {redact(str(exc))}", err=True)
-            ctx.exit(exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            logger.debug("cli.failed", exc_info=exc)
+            failure = failure_for(exc)
+            _echo_failure(failure, _log_format(ctx))
+            raise click.exceptions.Exit(failure.exit_code) from None
+
+
+def _log_format(ctx: click.Context | None) -> str:
+    if ctx is None:
+        return "text"
+    return str(ctx.find_root().params.get("log_format") or "text")
+
+
+def _echo_failure(failure: Failure, log_format: str) -> None:
+    click.echo(format_failure(failure, log_format=log_format), err=True)
+
+
+def _show_click_failure(exc: click.ClickException) -> None:
+    """Click's usage errors keep their usage hint in text mode; the last line is ours."""
+    ctx = getattr(exc, "ctx", None)
+    log_format = _log_format(ctx)
+    if log_format == "text" and isinstance(exc, click.UsageError) and ctx is not None:
+        hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help."
+        click.echo(f"{ctx.get_usage()}\n{hint}\n", err=True)
+    _echo_failure(Failure(exc.format_message(), exc.exit_code), log_format)
 
 
 pass_state = click.make_pass_decorator(CliState)
@@ -105,6 +182,7 @@ def main(
     """Keep Listrak CheckBox profile fields in step with Segment Engage audiences."""
     configure_logging(level=log_level, fmt=log_format)
     ctx.obj = CliState(config_path=config_path, quiet=quiet)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @main.group()
@@ -117,7 +195,7 @@ def db() -> None:
 @pass_state
 def db_upgrade(state: CliState, revision: str) -> None:
     """Create or migrate the state database to the newest schema."""
-    engine = make_engine(state.config.state_url)
+    engine = state.state_engine()
     migrate.upgrade(engine, revision)
     click.echo(f"state database at revision {migrate.current_revision(engine)}")
 
@@ -126,7 +204,7 @@ def db_upgrade(state: CliState, revision: str) -> None:
 @pass_state
 def db_current(state: CliState) -> None:
     """Print the schema revision of the state database and the newest one."""
-    engine = make_engine(state.config.state_url)
+    engine = state.state_engine()
     current = migrate.current_revision(engine) or "none (empty database)"
     click.echo(f"current: {current}\nhead:    {migrate.head_revision()}")
 
@@ -150,18 +228,41 @@ def run(state: CliState, full: bool, force: bool, reconcile: bool) -> None:
     finally:
         print_run(job)
     if outcome.status != "succeeded":
-        sys.exit(1)
+        raise CommandFailedError(f"run {outcome.run_id} {outcome.status}: {outcome.error}")
 
 
 @main.command()
 @click.option("--full", is_flag=True, help="Plan as a full sync would.")
 @pass_state
 def plan(state: CliState, full: bool) -> None:
-    """Show what a run would change; sends nothing to Listrak."""
+    """Show what a run would change; sends nothing to Listrak.
+
+    Exits 3 when a guard would abort a real run, 1 when an audience could not be planned (its
+    source failed, no profile_field_id), 0 otherwise.
+    """
     job = state.job(talks_to_listrak=False)
     outcome = job.run(full=full, dry_run=True, force=True)
+    plans = [
+        AudiencePlan(
+            key=a.settings.key,
+            planned_on=a.plan.planned_on if a.plan else 0,
+            planned_off=a.plan.planned_off if a.plan else 0,
+            guard_reason=a.verdict.reason if a.verdict and not a.verdict.ok else None,
+            error=a.error or (None if a.plan else "not planned"),
+        )
+        for a in outcome.audiences
+    ]
     click.echo(format_run(summarize_run(job.engine, outcome.run_id)))
-    click.echo(f"(planned only: nothing was sent; see run {outcome.run_id} in the ledger)")
+    click.echo(f"plan (nothing was sent; see run {outcome.run_id} in the ledger):")
+    for line in format_plan(plans):
+        click.echo(line)
+    code = plan_exit_code(plans)
+    if code == PLAN_GUARD_WOULD_ABORT:
+        tripped = ", ".join(p.key for p in plans if p.guard_reason is not None)
+        raise CommandFailedError(f"a guard would abort the run: {tripped}", exit_code=code)
+    if code != 0:
+        failed = ", ".join(p.key for p in plans if p.error is not None)
+        raise CommandFailedError(f"could not plan: {failed}", exit_code=code)
 
 
 @main.command()
@@ -177,7 +278,7 @@ def setup(state: CliState, write: bool) -> None:
     for result in results:
         where = f"list {result.list_id}, profile field {result.field_id}"
         if result.problem:
-            click.echo(f"{result.audience}: FAILED: {result.problem}", err=True)
+            click.echo(f"{result.audience}: FAILED: {one_line(result.problem)}", err=True)
         else:
             click.echo(f"{result.audience}: {result.action} ({where})")
     if write:
@@ -185,7 +286,7 @@ def setup(state: CliState, write: bool) -> None:
         click.echo(f"wrote {written} profile_field_id value(s) to {config.path}")
     failed = [r.audience for r in results if r.problem]
     if failed:
-        raise click.exceptions.Exit(1)
+        raise CommandFailedError(f"setup failed for {', '.join(failed)}")
 
 
 @main.command()
@@ -196,8 +297,11 @@ def setup(state: CliState, write: bool) -> None:
     show_default=True,
     help="Where the demo writes its config, member files and state database.",
 )
+@click.option(
+    "--force", is_flag=True, help="Use --workdir even if it is not empty and not the demo's."
+)
 @click.pass_context
-def demo(ctx: click.Context, workdir: Path) -> None:
+def demo(ctx: click.Context, workdir: Path, force: bool) -> None:
     """Run the job twice against a local sandbox with sample audiences."""
     from audience_sync.demo import run_demo
 
@@ -205,7 +309,7 @@ def demo(ctx: click.Context, workdir: Path) -> None:
     if parent is not None and parent.get_parameter_source("log_level") == ParameterSource.DEFAULT:
         logging.getLogger("audience_sync").setLevel(logging.WARNING)
 
-    run_demo(workdir, echo=click.echo)
+    run_demo(workdir, echo=click.echo, force=force)
 
 
 def print_run(job: SyncJob) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from audience_sync.config import Credentials, load_config
+from audience_sync.errors import AudienceSyncError
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.pipeline import SyncJob
 from audience_sync.report import format_run, summarize_run
@@ -33,12 +34,26 @@ UNSUBSCRIBED_EVERY = 12  # about 8% of contacts have unsubscribed from the list
 DEMO_CLIENT_ID = "demo-client"
 DEMO_CLIENT_SECRET = "demo-secret"  # noqa: S105 - the sandbox's throwaway credential
 
+MARKER = ".audience-sync-demo"
+CONFIG_HEADER = "# Written by `audience-sync demo`"
+
 Echo = Callable[[str], None]
 
 
-def run_demo(workdir: Path, *, echo: Echo = print, seed: int = 7) -> Path:
-    """Run the demo in ``workdir`` and return the path of the state database it leaves."""
+class DemoWorkdirError(AudienceSyncError):
+    """The demo would overwrite files in a directory it did not create."""
+
+    exit_code = 2
+
+
+def run_demo(workdir: Path, *, echo: Echo = print, seed: int = 7, force: bool = False) -> Path:
+    """Run the demo in ``workdir`` and return the path of the state database it leaves.
+
+    ``workdir`` must be missing, empty or one the demo made (its marker file is there), unless
+    ``force``: the demo replaces ``audience-sync.toml``, ``audience-sync.db*`` and ``members/``.
+    """
     workdir = workdir.resolve()
+    check_workdir(workdir, force=force)
     _reset(workdir)
     rng = random.Random(seed)  # noqa: S311 - sample data, not security
     contacts = [f"customer{i:05d}@example.com" for i in range(CONTACTS)]
@@ -80,8 +95,37 @@ def run_demo(workdir: Path, *, echo: Echo = print, seed: int = 7) -> Path:
     return db_path
 
 
+def check_workdir(workdir: Path, *, force: bool) -> None:
+    if force or not workdir.exists() or is_demo_workdir(workdir):
+        return
+    if not workdir.is_dir():
+        raise DemoWorkdirError(f"demo workdir {workdir} is not a directory")
+    if any(workdir.iterdir()):
+        raise DemoWorkdirError(
+            f"demo workdir {workdir} is not empty and was not created by the demo; choose "
+            "another --workdir, or pass --force to let the demo replace its audience-sync.toml, "
+            "audience-sync.db* and members/"
+        )
+
+
+def is_demo_workdir(workdir: Path) -> bool:
+    """The marker is there, or the config says the demo wrote it (before the marker existed)."""
+    if (workdir / MARKER).is_file():
+        return True
+    config = workdir / "audience-sync.toml"
+    try:
+        with config.open(encoding="utf-8") as handle:
+            return handle.readline().startswith(CONFIG_HEADER)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _reset(workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).write_text(
+        "This directory was created by `audience-sync demo`, which replaces its contents.\n",
+        encoding="utf-8",
+    )
     for name in ("members",):
         shutil.rmtree(workdir / name, ignore_errors=True)
     for pattern in ("audience-sync.db*", "audience-sync.toml"):
@@ -146,7 +190,7 @@ source = {{ kind = "csv", path = "members/{key}.csv", email_column = "email" }}
     )
     path = workdir / "audience-sync.toml"
     path.write_text(
-        f"""# Written by `audience-sync demo`: a loopback sandbox stands in for Listrak.
+        f"""{CONFIG_HEADER}: a loopback sandbox stands in for Listrak.
 [state]
 url = "sqlite:///audience-sync.db"
 

@@ -23,6 +23,14 @@ class AudienceSyncError(Exception):
     exit_code = 1
 
 
+class CommandFailedError(AudienceSyncError):
+    """A command did its work and reports a failure (a run failed, drift was found, ...)."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class ConfigError(AudienceSyncError):
     """The configuration file or environment is invalid; the message names the key."""
 
@@ -38,7 +46,17 @@ class SourceError(AudienceSyncError):
 
 
 class StateError(StopRunError):
-    """The state database is unusable (for example, its schema is out of date)."""
+    """The state database is unusable (locked, full, read-only, unreachable, out of date).
+
+    Its message is one line naming the database (password hidden) and the cause, never SQL or
+    bound parameters (see :mod:`audience_sync.state.db_errors`).
+    """
+
+
+class MissingStateError(StateError):
+    """A command that only reads the state database found no database file there."""
+
+    exit_code = 2
 
 
 class GuardError(AudienceSyncError):
@@ -62,13 +80,23 @@ class ListrakError(AudienceSyncError):
     """Anything Listrak (or the transport to it) answered that was not a success.
 
     ``status`` is the HTTP status (``None`` for transport errors) and ``code`` Listrak's
-    ``error`` code from the error envelope, the value to branch on.
+    ``error`` code from the error envelope, the value to branch on. ``may_have_been_applied``:
+    the request reached Listrak and its effect is unknown (a lost answer, a 5xx to a write);
+    False when it was never sent or was refused.
     """
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        may_have_been_applied: bool = False,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
+        self.may_have_been_applied = may_have_been_applied
 
 
 class RetriableListrakError(ListrakError):
@@ -77,6 +105,9 @@ class RetriableListrakError(ListrakError):
 
 class AnswerLostError(RetriableListrakError):
     """A request was sent but its answer never arrived: it may or may not have been applied."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, may_have_been_applied=True)
 
 
 class ImportStillRunningError(RetriableListrakError):
@@ -90,6 +121,12 @@ class FatalListrakError(ListrakError):
 
 class AuthenticationError(FatalListrakError, StopRunError):
     """Token refused or a second 401 after a refresh: no audience can be sent."""
+
+
+class CredentialsRefusedError(AuthenticationError):
+    """The token endpoint refused the client id or secret: a configuration problem."""
+
+    exit_code = 2
 
 
 class BetaRouteUnavailableError(FatalListrakError, StopRunError):

@@ -7,19 +7,12 @@ record, including its extras, so nothing sensitive reaches a log line whatever t
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
-from audience_sync.normalize import mask_email
-
-EMAIL_PATTERN = re.compile(r"([A-Za-z0-9._%+\-']+)@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
-BEARER_PATTERN = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]+")
-SECRET_PATTERN = re.compile(
-    r"(?i)((?:client_secret|access_token|password)\"?\s*[:=]\s*\"?)[^\s&\",}]+"
-)
+from audience_sync.redaction import one_line, redact
 
 # Libraries whose records go through the same handler (format and redaction); above DEBUG
 # only their warnings show.
@@ -30,19 +23,13 @@ _STANDARD_ATTRS = frozenset(
 )
 
 
-def redact(text: str) -> str:
-    text = BEARER_PATTERN.sub(r"\1[redacted]", text)
-    text = SECRET_PATTERN.sub(r"\1[redacted]", text)
-    return EMAIL_PATTERN.sub(lambda m: mask_email(m.group(0)), text)
-
-
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
+        record.msg = one_line(record.getMessage())
         record.args = None
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD_ATTRS and isinstance(value, str):
-                setattr(record, key, redact(value))
+                setattr(record, key, one_line(value))
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import click
 
 from audience_sync.cli import CliState, pass_state, print_run
+from audience_sync.errors import CommandFailedError
 from audience_sync.runlog import (
     ChangeRow,
     changes,
@@ -56,17 +57,28 @@ def schedule(state: CliState, run_now: bool) -> None:
 def verify(state: CliState, repair: bool, force: bool) -> None:
     """Compare Listrak's actual values with confirmed state and the latest snapshot.
 
-    Prints the drift per audience (counts and a sample) and exits 1 when there is any.
+    Prints the drift per audience (counts and a sample). Exits 1 when there is any drift, or
+    when an audience could not be compared (no profile_field_id, no sync yet): only exit 0
+    means every audience was compared and matched.
     """
     job = VerifyJob(
-        state.config, client_factory=state.client_factory(), show_progress=state.show_progress
+        state.config,
+        engine=state.state_engine(),
+        client_factory=state.client_factory(),
+        show_progress=state.show_progress,
     )
     if not repair:
         report = job.verify()
         click.echo(format_report(report))
+        problems = []
         if report.drift_total:
             click.echo(f"drift: {report.drift_total} contact(s); `verify --repair` fixes it")
-            sys.exit(1)
+            problems.append(f"drift in {report.drift_total} contact(s)")
+        if report.not_compared:
+            click.echo(f"not compared: {', '.join(report.not_compared)}")
+            problems.append(f"could not compare {', '.join(report.not_compared)}")
+        if problems:
+            raise CommandFailedError("verify: " + "; ".join(problems))
         return
     try:
         report = job.repair(force=force)
@@ -76,7 +88,8 @@ def verify(state: CliState, repair: bool, force: bool) -> None:
         print_run(job)
     assert report.run is not None
     if report.run.status != "succeeded":
-        sys.exit(1)
+        run = report.run
+        raise CommandFailedError(f"repair run {run.run_id} {run.status}: {run.error}")
 
 
 @click.command("status")

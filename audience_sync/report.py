@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from audience_sync.redaction import one_line, one_line_or_none
 from audience_sync.state.tables import audiences, run_audiences, run_changes, sync_runs
 
 
@@ -70,7 +71,7 @@ def summarize_run(engine: Engine, run_id: int) -> RunSummary:
             invalid=row.invalid_count,
             unchanged=row.unchanged_count,
             parked=row.parked_count,
-            error=row.error,
+            error=one_line_or_none(row.error),
         )
         for audience_id, action, status, reason, count in changes:
             if audience_id != row.audience_id:
@@ -81,15 +82,15 @@ def summarize_run(engine: Engine, run_id: int) -> RunSummary:
                 else:
                     summary.turned_off += count
             elif status == "skipped":
-                key = reason or "skipped"
+                key = one_line(reason or "skipped")
                 summary.skipped[key] = summary.skipped.get(key, 0) + count
             elif status in ("failed", "aborted"):
-                key = reason or status
+                key = one_line(reason or status)
                 summary.failed[key] = summary.failed.get(key, 0) + count
             else:
                 summary.pending += count
         summaries.append(summary)
-    return RunSummary(run.id, run.trigger, run.status, run.error, summaries)
+    return RunSummary(run.id, run.trigger, run.status, one_line_or_none(run.error), summaries)
 
 
 def format_run(summary: RunSummary) -> str:
@@ -110,6 +111,44 @@ def format_run(summary: RunSummary) -> str:
         if a.error:
             lines.append(f"      error: {a.error}")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class AudiencePlan:
+    """What ``plan`` found for one audience: its changes, or why there are none."""
+
+    key: str
+    planned_on: int = 0
+    planned_off: int = 0
+    guard_reason: str | None = None  # set when a guard would abort a real run
+    error: str | None = None  # the audience could not be planned (source failed, ...)
+
+
+PLAN_OK, PLAN_SOURCE_FAILED, PLAN_GUARD_WOULD_ABORT = 0, 1, 3
+
+
+def format_plan(plans: list[AudiencePlan]) -> list[str]:
+    lines = []
+    for plan in plans:
+        if plan.error is not None:
+            lines.append(f"  {plan.key}: could not plan: {one_line(plan.error)}")
+            continue
+        guard = "ok" if plan.guard_reason is None else f"would abort: {plan.guard_reason}"
+        lines.append(
+            f"  {plan.key}: would turn on {plan.planned_on}, turn off {plan.planned_off}; "
+            f"guard: {one_line(guard)}"
+        )
+    return lines
+
+
+def plan_exit_code(plans: list[AudiencePlan]) -> int:
+    """3 when a guard would abort a real run (it would stop there), else 1 when an audience
+    could not be planned, else 0."""
+    if any(p.guard_reason is not None for p in plans):
+        return PLAN_GUARD_WOULD_ABORT
+    if any(p.error is not None for p in plans):
+        return PLAN_SOURCE_FAILED
+    return PLAN_OK
 
 
 def to_json(summary: RunSummary) -> str:

@@ -13,7 +13,9 @@ from sqlalchemy import Table, and_, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from audience_sync.state.db import as_utc
+from audience_sync.redaction import one_line
+from audience_sync.state.db import as_utc, utcnow
+from audience_sync.state.ledger import RUN_UNFINISHED
 from audience_sync.state.lock import process_alive
 from audience_sync.state.tables import (
     audiences,
@@ -28,6 +30,7 @@ from audience_sync.state.tables import (
 )
 
 PENDING_STATUSES = ("planned", "submitted", "failed")
+GONE = "interrupted (process gone)"
 CSV_COLUMNS = ("run_id", "audience", "email", "action", "status", "reason")
 
 ChangeRow = tuple[int, str, str, str, str, str]
@@ -79,6 +82,8 @@ def _audience_status(conn: Connection, key: str) -> AudienceStatus:
             sync_runs.c.status,
             sync_runs.c.started_at,
             sync_runs.c.finished_at,
+            sync_runs.c.host,
+            sync_runs.c.pid,
             run_audiences.c.status.label("audience_status"),
         )
         .join(run_audiences, run_audiences.c.run_id == sync_runs.c.id)
@@ -107,7 +112,7 @@ def _audience_status(conn: Connection, key: str) -> AudienceStatus:
         key=key,
         last_run=last.id if last else None,
         last_trigger=last.trigger if last else None,
-        last_run_status=last.status if last else None,
+        last_run_status=_live_status(conn, last.status, last.host, last.pid) if last else None,
         last_audience_status=last.audience_status if last else None,
         last_time=as_utc(last.finished_at or last.started_at) if last else None,
         confirmed_on=confirmed,
@@ -137,7 +142,31 @@ def _running(conn: Connection) -> str | None:
     if row is None:
         return None
     what = f"run {row.run_id}" if row.run_id is not None else "a run or verify"
-    return f"{what} on {row.holder_host} (pid {row.holder_pid}) since {_time(row.acquired_at)}"
+    held = f"{what} on {row.holder_host} (pid {row.holder_pid}) since {_time(row.acquired_at)}"
+    if not lease_alive(row.holder_host, row.holder_pid, row.expires_at):
+        return f"none (a stale lock from {held}: process gone; the next run takes it over)"
+    return held
+
+
+def lease_alive(host: str, pid: int, expires_at: datetime | None) -> bool:
+    """As the run lock judges a holder: on this host, by its process; elsewhere, by its lease."""
+    if host == socket.gethostname():
+        return process_alive(int(pid))
+    return expires_at is not None and as_utc(expires_at) >= utcnow()
+
+
+def run_alive(conn: Connection, host: str | None, pid: int | None) -> bool:
+    """Whether the process of a ``running`` run still lives (the lock's rules)."""
+    if host is not None and pid is not None and host == socket.gethostname():
+        return process_alive(int(pid))
+    lock = conn.execute(select(run_lock)).first()
+    return lock is not None and lease_alive(lock.holder_host, lock.holder_pid, lock.expires_at)
+
+
+def _live_status(conn: Connection, status: str, host: str | None, pid: int | None) -> str:
+    if status == RUN_UNFINISHED and not run_alive(conn, host, pid):
+        return GONE
+    return status
 
 
 def format_status(state: Status, *, schedule_configured: str) -> str:
@@ -169,12 +198,24 @@ def format_status(state: Status, *, schedule_configured: str) -> str:
 
 def history(engine: Engine, *, limit: int) -> list[dict[str, object]]:
     """The newest runs; ``resolved`` counts, by outcome, the imports of earlier runs each run
-    resolved (``lost``, ``abandoned``, ``finished``, ``failed``)."""
+    resolved (``lost``, ``abandoned``, ``finished``, ``failed``); a ``running`` run whose
+    process is gone reads as interrupted."""
     with engine.connect() as conn:
         rows = [
             dict(r._mapping)
             for r in conn.execute(select(sync_runs).order_by(sync_runs.c.id.desc()).limit(limit))
         ]
+        for run in rows:
+            host, pid = run["host"], run["pid"]
+            live = _live_status(
+                conn,
+                str(run["status"]),
+                str(host) if host is not None else None,
+                int(str(pid)) if pid is not None else None,
+            )
+            if live == GONE:
+                run["status"] = "interrupted"
+                run["error"] = "process gone; the next run resolves it"
         resolved: dict[int, dict[str, int]] = {}
         if rows:
             counts = conn.execute(
@@ -211,7 +252,7 @@ def format_history(runs: list[dict[str, object]]) -> str:
         took = ""
         if isinstance(started, datetime) and isinstance(finished, datetime):
             took = _duration((as_utc(finished) - as_utc(started)).total_seconds())
-        error = str(r["error"] or "")
+        error = one_line(str(r["error"] or ""))
         note = _resolved_note(r.get("resolved"))
         lines.append(
             f"{r['id']:>5}  {r['trigger']!s:<9} {r['status']!s:<11} {_time(started):<19} "
@@ -278,7 +319,7 @@ def write_csv(rows: Iterator[ChangeRow], out: TextIO) -> int:
 
 def format_changes(rows: Iterator[ChangeRow]) -> Iterator[str]:
     for _run, key, email, action, status, reason in rows:
-        yield f"  {key:<24} {email:<40} {action:<3} {status:<9} {reason}".rstrip()
+        yield f"  {key:<24} {email:<40} {action:<3} {status:<9} {one_line(reason)}".rstrip()
 
 
 def _time(value: object) -> str:

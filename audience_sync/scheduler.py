@@ -121,8 +121,10 @@ class ScheduledRun:
                 logger.error("schedule.guard_abort", extra={"error": str(exc)})
             except AudienceSyncError as exc:
                 logger.error("schedule.run_failed", extra={"error": str(exc)})
-            except Exception:
-                logger.exception("schedule.run_crashed")
+            except Exception as exc:
+                # Its message may hold data; the traceback is for --log-level DEBUG only.
+                logger.error("schedule.run_crashed", extra={"error": type(exc).__name__})
+                logger.debug("schedule.run_crashed.traceback", exc_info=exc)
 
     def wait_idle(self) -> None:
         """Return once no run of this process is in progress."""
@@ -179,8 +181,9 @@ class StateRecorder:
                     .where(scheduler_state.c.name == STATE_NAME)
                     .values(next_run_at=next_run, updated_at=utcnow())
                 )
-        except Exception:
-            logger.exception("schedule.state_not_recorded")
+        except Exception as exc:
+            logger.error("schedule.state_not_recorded", extra={"error": _error_text(exc)})
+            logger.debug("schedule.state_not_recorded.traceback", exc_info=exc)
         if event.code == EVENT_SCHEDULER_STARTED:
             logger.info(
                 "schedule.started", extra={"schedule": self._schedule, "next_run_at": str(next_run)}
@@ -238,3 +241,8 @@ def serve(
             signal.signal(sig, handler)
         recorder.stop()
     logger.info("schedule.stopped")
+
+
+def _error_text(exc: Exception) -> str:
+    """An AudienceSyncError's (redacted) message; only the type of anything else."""
+    return str(exc) if isinstance(exc, AudienceSyncError) else type(exc).__name__

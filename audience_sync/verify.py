@@ -41,6 +41,11 @@ class VerifyReport:
     def drift_total(self) -> int:
         return sum(a.drift.total for a in self.audiences if a.drift is not None)
 
+    @property
+    def not_compared(self) -> list[str]:
+        """Keys of the audiences that could not be compared (no field id, no snapshot yet)."""
+        return [a.key for a in self.audiences if a.drift is None]
+
 
 def _measure_all(job: SyncJob) -> list[AudienceCheck]:
     checks = []

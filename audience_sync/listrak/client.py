@@ -23,11 +23,13 @@ from audience_sync.config import Credentials, ListrakSettings
 from audience_sync.errors import (
     AnswerLostError,
     AuthenticationError,
+    CredentialsRefusedError,
     FatalListrakError,
     ListrakError,
     RetriableListrakError,
 )
 from audience_sync.listrak.errors_map import (
+    CREDENTIAL_ERROR_CODES,
     error_for_response,
     error_for_transport,
 )
@@ -128,18 +130,23 @@ class ListrakClient:
 
         try:
             response = self._with_retries(attempt, idempotent=True)
-        except AuthenticationError as exc:
-            raise AuthenticationError(
-                "Listrak refused the client credentials (check LISTRAK_CLIENT_ID and "
-                "LISTRAK_CLIENT_SECRET, and that API access is not paused)",
-                status=exc.status,
-                code=exc.code,
-            ) from None
         except FatalListrakError as exc:
+            if isinstance(exc, AuthenticationError) or exc.code in CREDENTIAL_ERROR_CODES:
+                label = f"{exc.status} {exc.code or ''}".strip()
+                raise CredentialsRefusedError(
+                    f"Listrak refused the client credentials ({label}); check "
+                    "LISTRAK_CLIENT_ID and LISTRAK_CLIENT_SECRET in the environment, and that "
+                    "the integration's API access is not paused",
+                    status=exc.status,
+                    code=exc.code,
+                ) from None
             raise AuthenticationError(
-                f"Listrak refused the token request ({exc.status} {exc.code or ''})".rstrip(),
-                status=exc.status,
-                code=exc.code,
+                f"Listrak refused the token request: {exc}", status=exc.status, code=exc.code
+            ) from None
+        except RetriableListrakError as exc:
+            # Whatever happened to the token request, the API request it was for was not sent.
+            raise RetriableListrakError(
+                f"could not get a Listrak token: {exc}", status=exc.status, code=exc.code
             ) from None
         token = _parse(TokenResponse, response)
         lifetime = max(float(token.expires_in) - TOKEN_EXPIRY_MARGIN_SECONDS, token.expires_in / 2)
@@ -185,9 +192,7 @@ class ListrakClient:
         def retriable(exc: Exception) -> bool:
             if not isinstance(exc, RetriableListrakError):
                 return False
-            if idempotent:
-                return True
-            return not isinstance(exc, AnswerLostError) and (exc.status in (None, 429))
+            return idempotent or not exc.may_have_been_applied
 
         settings = self._settings
         for retry in stamina.retry_context(
@@ -342,20 +347,24 @@ class ListrakClient:
                 if found is not None:
                     logger.info("import.found_by_name", extra={"file_name": file_name})
                     return found
-            self._bearer()  # a failing token request is not a lost import answer
             try:
+                self._bearer()  # a failing token request is ``import.not_sent``, never lost
                 response = self._call_once("POST", path, json=body)
             except RetriableListrakError as exc:
-                if exc.status == 429:
-                    logger.warning(
-                        "import.post_refused", extra={"file_name": file_name, "error": str(exc)}
-                    )
-                elif isinstance(exc, AnswerLostError) or exc.status is not None:
+                if exc.may_have_been_applied:
                     answer_lost = True
                     logger.warning(
                         "import.answer_lost", extra={"file_name": file_name, "error": str(exc)}
                     )
                     checkpoint("answer_lost")
+                elif exc.status == 429:
+                    logger.warning(
+                        "import.post_refused", extra={"file_name": file_name, "error": str(exc)}
+                    )
+                else:
+                    logger.warning(
+                        "import.not_sent", extra={"file_name": file_name, "error": str(exc)}
+                    )
                 raise
             return _parse(ResourceCreated, response).resourceId
 

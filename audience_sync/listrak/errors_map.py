@@ -16,6 +16,7 @@ from audience_sync.errors import (
     RetriableListrakError,
     SkippableListrakError,
 )
+from audience_sync.redaction import one_line
 
 BETA_ROUTE_CODE = "ERROR_INTEGRATION_CANNOT_ACCESS_BETA_ROUTE"
 
@@ -32,6 +33,13 @@ CONTACT_ERROR_CODES = frozenset(
 )
 
 
+# OAuth2 and Listrak codes meaning "this client id or secret is not accepted".
+CREDENTIAL_ERROR_CODES = frozenset(
+    {"invalid_client", "unauthorized_client", "ERROR_INVALID_CREDENTIALS"}
+)
+MESSAGE_LIMIT = 300
+
+
 def error_code(response: httpx.Response) -> str | None:
     """Listrak's ``error`` code from an error envelope, or None when the body is not one."""
     try:
@@ -43,18 +51,42 @@ def error_code(response: httpx.Response) -> str | None:
     return None
 
 
+def error_message(response: httpx.Response) -> str | None:
+    """Listrak's ``message`` (or OAuth2's ``error_description``), redacted, on one line."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    for key in ("message", "error_description"):
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return one_line(value, limit=MESSAGE_LIMIT)
+    return None
+
+
 def error_for_response(response: httpx.Response) -> ListrakError:
-    """The exception for a non-2xx answer; its message names the route, never the body."""
+    """The exception for a non-2xx answer: status, code, route and Listrak's message (redacted),
+    never the rest of the body."""
     status = response.status_code
     code = error_code(response)
     request = response.request
     where = f"{request.method} {_route(request.url)}"
     label = f"{status} {code}" if code else str(status)
     message = f"Listrak answered {label} to {where}"
+    reason = error_message(response)
+    if reason:
+        message = f"{message}: {reason}"
     if status == 401:
         return AuthenticationError(message, status=status, code=code)
     if status == 429 or status >= 500:
-        return RetriableListrakError(message, status=status, code=code)
+        return RetriableListrakError(
+            message,
+            status=status,
+            code=code,
+            may_have_been_applied=status >= 500 and request.method != "GET",
+        )
     if code == BETA_ROUTE_CODE:
         return BetaRouteUnavailableError(
             f"{message}: this integration is not enrolled in the beta route; "

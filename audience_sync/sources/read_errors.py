@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from audience_sync.errors import SourceError
-from audience_sync.logs import redact
+from audience_sync.redaction import redact
 
 MAX_CAUSE_LENGTH = 160
 

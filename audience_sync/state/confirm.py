@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Exists
 
+from audience_sync.redaction import one_line
 from audience_sync.state.db import analyze, insert_ignoring_duplicates, utcnow
 from audience_sync.state.tables import (
     import_results,
@@ -187,7 +188,7 @@ def fail_import_changes(conn: Connection, import_row_id: int, reason: str) -> in
             run_changes.c.import_id == import_row_id,
             run_changes.c.status.in_(("planned", "submitted")),
         )
-        .values(status="failed", reason=reason[:200])
+        .values(status="failed", reason=one_line(reason, limit=200))
     )
     return int(result.rowcount)
 
@@ -201,7 +202,9 @@ def fail_unsent_changes(
     if audience_id is not None:
         where.append(run_changes.c.audience_id == audience_id)
     result = conn.execute(
-        update(run_changes).where(*where).values(status="failed", reason=reason[:200])
+        update(run_changes)
+        .where(*where)
+        .values(status="failed", reason=one_line(reason, limit=200))
     )
     return int(result.rowcount)
 

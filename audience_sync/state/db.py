@@ -1,13 +1,23 @@
-"""Engines for the state database, and the clock the ledger writes."""
+"""Engines for the state database, and the clock the ledger writes.
+
+Database failures leave an engine made here as a :class:`~audience_sync.errors.StateError` with
+a one-line message naming the database and the cause, never the SQL or its parameters
+(see :mod:`audience_sync.state.db_errors`). Integrity errors pass through unchanged: the run
+lock and staging rely on them.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Insert, Table, create_engine, event, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, ExceptionContext, make_url
+
+from audience_sync.errors import MissingStateError
+from audience_sync.state.db_errors import describe_url, state_error_for
 
 
 def utcnow() -> datetime:
@@ -22,14 +32,48 @@ def as_utc(value: datetime) -> datetime:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
+        # A ``?timeout=SECONDS`` in the URL sets the busy timeout; otherwise wait 30 s for a lock.
+        if "timeout" not in engine.url.query:
+            event.listen(engine, "connect", _sqlite_busy_timeout)
         event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "handle_error", _raise_state_error)
     return engine
+
+
+def existing_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for a database that must already exist: a missing SQLite file is an error,
+    not a new empty database."""
+    parsed = make_url(url)
+    database = parsed.database
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not Path(database).is_file()
+    ):
+        raise MissingStateError(
+            f"state database {describe_url(parsed)}: no such file "
+            "(`audience-sync db upgrade` creates it; check [state] url)"
+        )
+    return make_engine(url, **kwargs)
+
+
+def _raise_state_error(context: ExceptionContext) -> None:
+    error = state_error_for(context.engine, context.sqlalchemy_exception)
+    if error is not None:
+        raise error from None
+
+
+def _sqlite_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

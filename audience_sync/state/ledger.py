@@ -1,4 +1,7 @@
-"""The run ledger: audiences, runs, per-audience run records and import rows."""
+"""The run ledger: audiences, runs, per-audience run records and import rows.
+
+Every ``error`` written here goes through :func:`audience_sync.redaction.one_line` first.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from audience_sync.errors import StateError
+from audience_sync.redaction import one_line_or_none
 from audience_sync.state.db import utcnow
 from audience_sync.state.tables import (
     audiences,
@@ -99,7 +103,7 @@ def finish_run(conn: Connection, run_id: int, *, status: str, error: str | None 
         .values(
             status=status,
             finished_at=utcnow(),
-            error=error,
+            error=one_line_or_none(error),
             planned_count=sum(counts.values()),
             confirmed_count=counts.get("confirmed", 0),
             skipped_count=counts.get("skipped", 0),
@@ -124,6 +128,7 @@ def start_run_audience(conn: Connection, run_id: int, audience_id: int, *, sourc
 
 
 def update_run_audience(conn: Connection, run_id: int, audience_id: int, **values: Any) -> None:
+    _redact_error(values)
     for key in ("invalid_reasons", "source_notes"):
         if key in values and not isinstance(values[key], str):
             values[key] = json.dumps(values[key], sort_keys=True)
@@ -135,6 +140,7 @@ def update_run_audience(conn: Connection, run_id: int, audience_id: int, **value
 
 
 def record_import(conn: Connection, **values: Any) -> int:
+    _redact_error(values)
     result = conn.execute(
         insert(listrak_imports).values(status="posting", created_at=utcnow(), **values)
     )
@@ -143,6 +149,7 @@ def record_import(conn: Connection, **values: Any) -> int:
 
 
 def update_import(conn: Connection, import_row_id: int, **values: Any) -> None:
+    _redact_error(values)
     if "summary" in values and isinstance(values["summary"], Mapping):
         values["summary"] = json.dumps(values["summary"], sort_keys=True)
     conn.execute(
@@ -161,3 +168,8 @@ def open_imports(conn: Connection, run_id: int) -> list[dict[str, Any]]:
         .order_by(listrak_imports.c.id)
     )
     return [dict(r._mapping) for r in rows]
+
+
+def _redact_error(values: dict[str, Any]) -> None:
+    if isinstance(values.get("error"), str):
+        values["error"] = one_line_or_none(values["error"])

@@ -101,7 +101,7 @@ def test_secret_and_tokens_never_in_output_logs_or_state(
     assert cli("run json", "--log-format", "json", "run") == 0
     h.set_members("vip", MEMBERS)
     world.set_faults(api_paused=True)
-    assert cli("run refused", "--log-format", "json", "run") == 1
+    assert cli("run refused", "--log-format", "json", "run") == 2  # refused credentials
     world.set_faults(api_paused=False)
     assert cli("db current", "db", "current") == 0
 

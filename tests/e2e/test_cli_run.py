@@ -77,7 +77,9 @@ def test_invalid_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     assert "audiences[0].source: required key is missing" in result.stderr
 
 
-def test_wrong_secret_fails_without_echoing_it(sqlite_harness: Harness) -> None:
+def test_wrong_secret_exits_2_with_the_credentials_hint_and_without_echoing_it(
+    sqlite_harness: Harness,
+) -> None:
     h = sqlite_harness
     h.add_contacts(subscribed=MEMBERS)
     h.add_audience("vip", 300, MEMBERS)
@@ -90,8 +92,13 @@ def test_wrong_secret_fails_without_echoing_it(sqlite_harness: Harness) -> None:
         "run",
         env={"LISTRAK_CLIENT_ID": CLIENT_ID, "LISTRAK_CLIENT_SECRET": wrong},
     )
-    assert result.returncode == 1
-    assert "Listrak refused the client credentials" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        "\nerror: Listrak refused the client credentials (401 ERROR_INVALID_CREDENTIALS); check "
+        "LISTRAK_CLIENT_ID and LISTRAK_CLIENT_SECRET in the environment, and that the "
+        "integration's API access is not paused\n"
+    )
+    assert "Traceback" not in result.stderr
     assert wrong not in result.stdout + result.stderr
     assert h.members_on("vip") == set()
 

@@ -125,12 +125,14 @@ def test_exit_2_on_usage_errors_with_exact_text(sqlite_harness: Harness) -> None
     ready(h)
     missing = invoke(h, "show", "99")
     assert missing.exit_code == 2
-    assert (
-        "Error: Invalid value: there is no run 99 (see `audience-sync history`)" in missing.stderr
+    assert missing.stderr.endswith(
+        "\nerror: Invalid value: there is no run 99 (see `audience-sync history`)\n"
     )
     not_a_number = invoke(h, "show", "abc")
     assert not_a_number.exit_code == 2
-    assert "Error: Invalid value for 'RUN': 'abc' is not a valid integer." in not_a_number.stderr
+    assert not_a_number.stderr.endswith(
+        "\nerror: Invalid value for 'RUN': 'abc' is not a valid integer.\n"
+    )
     assert invoke(h, "run").exit_code == 0
     no_such = invoke(h, "show", "1", "--audience", "nope")
     assert no_such.exit_code == 2
@@ -138,7 +140,7 @@ def test_exit_2_on_usage_errors_with_exact_text(sqlite_harness: Harness) -> None
     no_schedule = invoke(h, "schedule")
     assert no_schedule.exit_code == 2
     assert (
-        f"Error: no schedule configured in {h.root / 'audience-sync.toml'}: set [schedule] "
+        f"error: no schedule configured in {h.root / 'audience-sync.toml'}: set [schedule] "
         'every = "3h" or cron = "0 */3 * * *"'
     ) in no_schedule.stderr
     bad_cron = h.root / "bad.toml"

@@ -12,7 +12,7 @@ import pytest
 from audience_sync.config import load_config
 from audience_sync.config_errors import echo
 from audience_sync.errors import ConfigError
-from audience_sync.logs import redact
+from audience_sync.redaction import redact
 
 PASSWORD = "hunter2-warehouse"
 
