@@ -10,12 +10,14 @@ from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
 
+from audience_sync.sandbox.world import SandboxWorld
 from audience_sync.state.tables import audiences, listrak_imports, memberships, run_changes
 from tests.harness import CLIENT_ID, CLIENT_SECRET, LIST_ID, Harness
 
 CREDENTIALS = {"LISTRAK_CLIENT_ID": CLIENT_ID, "LISTRAK_CLIENT_SECRET": CLIENT_SECRET}
 FINAL_STATUSES = {"confirmed", "skipped", "failed", "aborted"}
 COMMAND_TIMEOUT_SECONDS = 120
+HELD_IMPORT_DELAY_SECONDS = 3600.0
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -46,6 +48,18 @@ def start_cli(
         text=True,
         env=cli_env(env),
     )
+
+
+def hold_imports(world: SandboxWorld) -> None:
+    """Imports created from now on stay queued until :func:`release_imports`, so a run is
+    certain to find its import unfinished at the first poll however slow the machine is."""
+    world.set_faults(import_delay_seconds=HELD_IMPORT_DELAY_SECONDS)
+
+
+def release_imports(world: SandboxWorld) -> None:
+    """Finish every held import now; later imports take the sandbox's start-up delay again."""
+    world.set_faults(import_delay_seconds=world.settings.faults.import_delay_seconds)
+    world.finish_pending_imports()
 
 
 def subscribed(h: Harness) -> set[str]:
