@@ -170,6 +170,23 @@ class Settings(_Section):
             raise ValueError(f"audience keys must be unique; repeated: {', '.join(repeated)}")
         return audiences
 
+    @field_validator("audiences")
+    @classmethod
+    def _one_audience_per_field(cls, audiences: list[AudienceSettings]) -> list[AudienceSettings]:
+        """Two audiences writing one field would overwrite each other's members."""
+        owner: dict[tuple[int, int], str] = {}
+        for audience in audiences:
+            if audience.profile_field_id is None:
+                continue
+            target = (audience.list_id, audience.profile_field_id)
+            if target in owner:
+                raise ValueError(
+                    f"audiences {owner[target]!r} and {audience.key!r} both write list "
+                    f"{target[0]} profile field {target[1]}; give each audience its own field"
+                )
+            owner[target] = audience.key
+        return audiences
+
 
 class AppConfig(BaseModel):
     """Validated settings plus where they came from."""
@@ -268,7 +285,11 @@ def _expected(error: Any) -> str:
         return "required key is missing"
     if error["type"] == "extra_forbidden":
         return "unknown key"
-    if "input" in error and error["type"] not in {"model_type", "dict_type"}:
+    # A whole table or array would bury the message; the message names what is wrong in it.
+    whole = error["type"] in {"model_type", "dict_type"} or isinstance(
+        error.get("input"), dict | list
+    )
+    if "input" in error and not whole:
         return f"{message} (got {error['input']!r})"
     return message
 
