@@ -94,9 +94,10 @@ def test_killed_run_is_resumed_and_nothing_is_lost(synced: Harness, boundary: st
     # as it is created, so the look-up by file name always finds it and there is none.
     assert duplicate_sends(h) == []
 
-    unchanged = run_cli(h, "--quiet", "run")
-    assert unchanged.returncode == 0, unchanged.stderr
-    assert h.change_count(max(statuses) + 1) == 0
+    unchanged = h.run()
+    assert unchanged.status == "succeeded", unchanged.error
+    assert unchanged.run_id == max(statuses) + 1
+    assert h.change_count(unchanged.run_id) == 0
 
 
 def test_resumed_import_is_polled_not_resent(synced: Harness) -> None:

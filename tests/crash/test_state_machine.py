@@ -178,8 +178,8 @@ def test_any_sequence_of_changes_faults_and_kills_ends_in_step(
     run_state_machine_as_test(
         CrashMachine,
         settings=settings(
-            max_examples=6,
-            stateful_step_count=8,
+            max_examples=8,
+            stateful_step_count=6,
             deadline=None,
             derandomize=True,
             database=None,
