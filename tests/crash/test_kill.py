@@ -22,6 +22,7 @@ from tests.crash.helpers import (
     hold_imports,
     release_imports,
     run_cli,
+    wait_for_killed_lock_holder,
 )
 from tests.harness import Harness
 
@@ -58,6 +59,7 @@ def killed_run(h: Harness, boundary: str) -> None:
     killed = run_cli(h, "--quiet", "run", env={KILL_ENV: boundary})
     release_imports(h.sandbox.world)
     assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
+    wait_for_killed_lock_holder(h)
     with h.engine.connect() as conn:
         last = conn.execute(
             select(sync_runs.c.status).order_by(sync_runs.c.id.desc()).limit(1)

@@ -30,7 +30,13 @@ from sqlalchemy import create_engine, make_url, text
 from audience_sync.checkpoints import KILL_ENV, NAMES
 from audience_sync.sandbox import SandboxServer
 from audience_sync.sandbox.settings import DropNextPost, FailNext
-from tests.crash.helpers import assert_in_step, hold_imports, release_imports, run_cli
+from tests.crash.helpers import (
+    assert_in_step,
+    hold_imports,
+    release_imports,
+    run_cli,
+    wait_for_killed_lock_holder,
+)
 from tests.harness import LIST_ID, Harness
 
 SUBSCRIBED = [f"c{i:02d}@example.com" for i in range(24)]
@@ -105,9 +111,11 @@ class CrashMachine(RuleBasedStateMachine):
         if boundary == "answer_lost":
             world.set_faults(drop_next_post=DropNextPost(1, path_contains="ListImport"))
         try:
-            return run_cli(self.h, "--quiet", "run", env={KILL_ENV: boundary})
+            result = run_cli(self.h, "--quiet", "run", env={KILL_ENV: boundary})
         finally:
             release_imports(world)
+        wait_for_killed_lock_holder(self.h)
+        return result
 
     @initialize(boundary=st.sampled_from(NAMES))
     def first_run_killed(self, boundary: str) -> None:
