@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint typecheck bench clean
+.PHONY: demo test test-fast lint typecheck bench bench-latency clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ CHURN ?= 0.01
 STORE ?= sqlite
 bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py --members $(N) --churn $(CHURN) --store $(STORE)
+
+AUDIENCES ?= 8
+bench-latency: $(STAMP)
+	$(BIN)/python bench/latency.py --audiences $(AUDIENCES) --store $(STORE)
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -166,6 +166,23 @@ class Settings(_Section):
             raise ValueError(f"audience keys must be unique; repeated: {', '.join(repeated)}")
         return audiences
 
+    @field_validator("audiences")
+    @classmethod
+    def _one_audience_per_field(cls, audiences: list[AudienceSettings]) -> list[AudienceSettings]:
+        """Two audiences writing one field would overwrite each other's members."""
+        owner: dict[tuple[int, int], str] = {}
+        for audience in audiences:
+            if audience.profile_field_id is None:
+                continue
+            target = (audience.list_id, audience.profile_field_id)
+            if target in owner:
+                raise ValueError(
+                    f"audiences {owner[target]!r} and {audience.key!r} both write list "
+                    f"{target[0]} profile field {target[1]}; give each audience its own field"
+                )
+            owner[target] = audience.key
+        return audiences
+
 
 class AppConfig(BaseModel):
     """Validated settings plus where they came from."""

@@ -5,17 +5,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from audience_sync.sandbox.world import SandboxWorld
 from audience_sync.state.tables import audiences, listrak_imports, memberships, run_changes
 from tests.harness import CLIENT_ID, CLIENT_SECRET, LIST_ID, Harness
 
 CREDENTIALS = {"LISTRAK_CLIENT_ID": CLIENT_ID, "LISTRAK_CLIENT_SECRET": CLIENT_SECRET}
 FINAL_STATUSES = {"confirmed", "skipped", "failed", "aborted"}
 COMMAND_TIMEOUT_SECONDS = 120
+POLL_SECONDS = 0.05
+HELD_IMPORT_DELAY_SECONDS = 3600.0
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -46,6 +50,36 @@ def start_cli(
         text=True,
         env=cli_env(env),
     )
+
+
+def wait_for_killed_lock_holder(h: Harness) -> None:
+    """After a run was killed: on PostgreSQL its advisory lock lasts until the server notices
+    the session ended, which the next run must not race. (SQLite sees the dead pid at once.)"""
+    if h.engine.dialect.name != "postgresql":
+        return
+    held = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    deadline = time.monotonic() + COMMAND_TIMEOUT_SECONDS
+    while True:
+        with h.engine.connect() as conn:
+            if conn.execute(held).scalar_one() == 0:
+                return
+        assert time.monotonic() < deadline, "the killed run's advisory lock was never released"
+        time.sleep(POLL_SECONDS)
+
+
+def hold_imports(world: SandboxWorld) -> None:
+    """Imports created from now on stay queued until :func:`release_imports`, so a run is
+    certain to find its import unfinished at the first poll however slow the machine is."""
+    world.set_faults(import_delay_seconds=HELD_IMPORT_DELAY_SECONDS)
+
+
+def release_imports(world: SandboxWorld) -> None:
+    """Finish every held import now; later imports take the sandbox's start-up delay again."""
+    world.set_faults(import_delay_seconds=world.settings.faults.import_delay_seconds)
+    world.finish_pending_imports()
 
 
 def subscribed(h: Harness) -> set[str]:

@@ -16,7 +16,14 @@ from sqlalchemy import select
 from audience_sync.checkpoints import KILL_ENV, NAMES
 from audience_sync.sandbox.settings import DropNextPost
 from audience_sync.state.tables import listrak_imports, sync_runs
-from tests.crash.helpers import assert_in_step, duplicate_sends, run_cli
+from tests.crash.helpers import (
+    assert_in_step,
+    duplicate_sends,
+    hold_imports,
+    release_imports,
+    run_cli,
+    wait_for_killed_lock_holder,
+)
 from tests.harness import Harness
 
 SUBSCRIBED = [f"s{i:03d}@example.com" for i in range(150)]
@@ -50,7 +57,9 @@ def synced(harness: Harness) -> Harness:
 def killed_run(h: Harness, boundary: str) -> None:
     set_members(h, KILLED)
     killed = run_cli(h, "--quiet", "run", env={KILL_ENV: boundary})
+    release_imports(h.sandbox.world)
     assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
+    wait_for_killed_lock_holder(h)
     with h.engine.connect() as conn:
         last = conn.execute(
             select(sync_runs.c.status).order_by(sync_runs.c.id.desc()).limit(1)
@@ -62,7 +71,7 @@ def killed_run(h: Harness, boundary: str) -> None:
 def test_killed_run_is_resumed_and_nothing_is_lost(synced: Harness, boundary: str) -> None:
     h = synced
     if boundary == "polling":
-        h.sandbox.world.set_faults(import_delay_seconds=2.0)
+        hold_imports(h.sandbox.world)
     if boundary == "answer_lost":
         h.sandbox.world.set_faults(drop_next_post=DropNextPost(1, path_contains="ListImport"))
     killed_run(h, boundary)
@@ -87,15 +96,16 @@ def test_killed_run_is_resumed_and_nothing_is_lost(synced: Harness, boundary: st
     # as it is created, so the look-up by file name always finds it and there is none.
     assert duplicate_sends(h) == []
 
-    unchanged = run_cli(h, "--quiet", "run")
-    assert unchanged.returncode == 0, unchanged.stderr
-    assert h.change_count(max(statuses) + 1) == 0
+    unchanged = h.run()
+    assert unchanged.status == "succeeded", unchanged.error
+    assert unchanged.run_id == max(statuses) + 1
+    assert h.change_count(unchanged.run_id) == 0
 
 
 def test_resumed_import_is_polled_not_resent(synced: Harness) -> None:
     """Killed while Listrak processes an import: the next run polls the stored id."""
     h = synced
-    h.sandbox.world.set_faults(import_delay_seconds=2.0)
+    hold_imports(h.sandbox.world)
     killed_run(h, "polling")
     sent_before = {r.import_id for r in h.sandbox.world.imports(100)}
     with h.engine.connect() as conn:

@@ -23,7 +23,13 @@ from audience_sync.errors import RunInProgressError
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.lock import DEFAULT_LEASE_SECONDS, LOCK_NAME, RunLock
 from audience_sync.state.tables import listrak_imports, run_lock, sync_runs
-from tests.crash.helpers import COMMAND_TIMEOUT_SECONDS, duplicate_sends, run_cli, start_cli
+from tests.crash.helpers import (
+    COMMAND_TIMEOUT_SECONDS,
+    duplicate_sends,
+    run_cli,
+    start_cli,
+    wait_for_killed_lock_holder,
+)
 from tests.harness import LIST_ID, Harness
 
 MEMBERS = [f"m{i}@example.com" for i in range(20)]
@@ -108,6 +114,7 @@ def test_lock_holder_killed_with_sigkill_frees_the_lock(
 
     holder.send_signal(signal.SIGKILL)
     holder.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
+    wait_for_killed_lock_holder(ready)
     after = run_cli(ready, "--quiet", "run")
     assert after.returncode == 0, after.stderr
     assert "lock.taken_over" in after.stderr

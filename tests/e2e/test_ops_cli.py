@@ -153,6 +153,20 @@ def test_exit_2_on_usage_errors_with_exact_text(sqlite_harness: Harness) -> None
     )
 
 
+def test_exit_2_when_two_audiences_write_one_field(sqlite_harness: Harness) -> None:
+    h = sqlite_harness
+    h.audiences = {"vip": 300, "lapsed": 301, "winback": 300}
+    config = h.write_config()
+    for command in (["run"], ["plan"], ["status"]):
+        result = invoke(h, *command)
+        assert result.exit_code == 2, command
+        assert result.stderr == (
+            f"error: invalid config in {config}:\n  audiences: audiences 'vip' and 'winback' "
+            f"both write list {LIST_ID} profile field 300; give each audience its own field\n"
+        )
+    assert h.import_count() == 0
+
+
 def test_exit_3_on_a_guard_abort_with_exact_text(sqlite_harness: Harness) -> None:
     h = sqlite_harness
     ready(h)

@@ -131,6 +131,16 @@ def test_status_progresses_to_completed(seeded: SandboxServer, api: httpx.Client
     assert seeded.world.field_values(LIST_ID, FIELD_ID) == {"sub@example.com": "on"}
 
 
+def test_pending_imports_finish_on_request(seeded: SandboxServer, api: httpx.Client) -> None:
+    seeded.world.set_faults(import_delay_seconds=3600)
+    import_id = _start(api, "email,f\nsub@example.com,on\n")
+    assert api.get(f"{IMPORTS}/{import_id}/Status").json()["data"]["status"] == "Queued"
+    assert seeded.world.finish_pending_imports() == 1
+    assert api.get(f"{IMPORTS}/{import_id}/Status").json()["data"]["status"] == "Completed"
+    assert seeded.world.field_values(LIST_ID, FIELD_ID) == {"sub@example.com": "on"}
+    assert seeded.world.finish_pending_imports() == 0
+
+
 def test_import_collection_and_resource(seeded: SandboxServer, api: httpx.Client) -> None:
     ids = [_start(api, ROWS, fileName=f"run-{n}.csv") for n in range(3)]
     listed = api.get(IMPORTS).json()

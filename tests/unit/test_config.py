@@ -93,6 +93,34 @@ def test_duplicate_audience_keys_rejected(tmp_path: Path) -> None:
         load_config(write(tmp_path, MINIMAL + audience))
 
 
+def test_two_audiences_on_one_field_rejected(tmp_path: Path) -> None:
+    second = MINIMAL[MINIMAL.index("[[audiences]]") :].replace(
+        'key = "first_time_shopper"', 'key = "lapsed"'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, MINIMAL + second))
+    assert str(caught.value).splitlines()[1:] == [
+        "  audiences: audiences 'first_time_shopper' and 'lapsed' both write list 100 profile "
+        "field 200; give each audience its own field"
+    ]
+    assert caught.value.exit_code == 2
+
+
+def test_same_field_id_on_other_lists_and_unset_fields_accepted(tmp_path: Path) -> None:
+    audience = MINIMAL[MINIMAL.index("[[audiences]]") :]
+    other_list = audience.replace('key = "first_time_shopper"', 'key = "other_list"').replace(
+        "list_id = 100", "list_id = 101"
+    )
+    unset = [
+        audience.replace('key = "first_time_shopper"', f'key = "{key}"').replace(
+            "profile_field_id = 200\n", ""
+        )
+        for key in ("new_one", "new_two")
+    ]
+    config = load_config(write(tmp_path, MINIMAL + other_list + "".join(unset)))
+    assert [a.profile_field_id for a in config.settings.audiences] == [200, 200, None, None]
+
+
 def test_credentials_only_from_environment() -> None:
     with pytest.raises(
         ConfigError, match="LISTRAK_CLIENT_ID and LISTRAK_CLIENT_SECRET must be set"
