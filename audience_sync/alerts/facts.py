@@ -79,7 +79,7 @@ def run_facts(conn: Connection, run_id: int) -> RunFacts:
     ).scalar()
     summary = {a.key: a for a in summarize_run(conn.engine, run_id).audiences}
     started = as_utc(run.started_at)
-    facts = RunFacts(
+    return RunFacts(
         run_id=run_id,
         trigger=run.trigger,
         status=run.status,
@@ -97,7 +97,6 @@ def run_facts(conn: Connection, run_id: int) -> RunFacts:
         abandoned=abandoned_by_run(conn, run_id),
         drift=drift_since(conn, started) if run.trigger == "repair" else [],
     )
-    return facts
 
 
 def _audience_facts(
