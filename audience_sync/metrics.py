@@ -96,6 +96,14 @@ def publish(config: AppConfig, engine: Engine) -> None:
 
 
 def _last_run(conn: Connection, gauges: _Gauges) -> None:
+    run = conn.execute(
+        select(sync_runs)
+        .where(sync_runs.c.trigger != "plan", sync_runs.c.finished_at.is_not(None))
+        .order_by(sync_runs.c.id.desc())
+        .limit(1)
+    ).first()
+    if run is None:
+        return
     timestamp = gauges.gauge(
         "last_run_timestamp_seconds", "When the last run (not a plan) finished, Unix time."
     )
@@ -108,14 +116,6 @@ def _last_run(conn: Connection, gauges: _Gauges) -> None:
     steps = gauges.gauge(
         "last_run_step_duration_seconds", "How long each step of the last run took.", ("step",)
     )
-    run = conn.execute(
-        select(sync_runs)
-        .where(sync_runs.c.trigger != "plan", sync_runs.c.finished_at.is_not(None))
-        .order_by(sync_runs.c.id.desc())
-        .limit(1)
-    ).first()
-    if run is None:
-        return
     finished = as_utc(run.finished_at)
     timestamp.set(finished.timestamp())
     duration.set((finished - as_utc(run.started_at)).total_seconds())
@@ -217,14 +217,14 @@ def _open_imports(conn: Connection, gauges: _Gauges) -> None:
 
 
 def _verify(conn: Connection, gauges: _Gauges) -> None:
+    latest = conn.execute(select(func.max(verify_checks.c.checked_at))).scalar()
+    if latest is None:
+        return
     timestamp = gauges.gauge("verify_last_timestamp_seconds", "When verify last ran, Unix time.")
     found = gauges.gauge("verify_drift_found", "1 when the last verify found any drift.")
     per_audience = gauges.gauge(
         "verify_drift_contacts", "Contacts in drift per audience at the last verify.", ("audience",)
     )
-    latest = conn.execute(select(func.max(verify_checks.c.checked_at))).scalar()
-    if latest is None:
-        return
     rows = conn.execute(
         select(verify_checks.c.audience, verify_checks.c.drift).where(
             verify_checks.c.checked_at == latest

@@ -35,9 +35,7 @@ class Receiver:
     def accepted(self) -> list[Any]:
         """The bodies the receiver answered 2xx to, parsed."""
         with self.lock:
-            return [
-                r.json() for r, s in zip(self.requests, self.answered, strict=True) if s < 300
-            ]
+            return [r.json() for r, s in zip(self.requests, self.answered, strict=True) if s < 300]
 
 
 @contextmanager

@@ -95,7 +95,11 @@ def test_a_failing_audience_sends_one_alert(harness: Harness, fmt: str) -> None:
     assert "not synced: other" in body["text"]
     if fmt == "json":
         assert body["events"] == ["run_partly_failed"]
-        assert (body["run_id"], body["trigger"], body["status"]) == (outcome.run_id, "manual", "failed")
+        assert (body["run_id"], body["trigger"], body["status"]) == (
+            outcome.run_id,
+            "manual",
+            "failed",
+        )
         assert body["error"].startswith("1 of 2 audiences synced; not synced: other:")
         assert body["failing_audiences"] == ["other"]
         by_key = {a["key"]: a for a in body["audiences"]}
