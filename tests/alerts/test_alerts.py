@@ -15,6 +15,7 @@ from audience_sync import alerts
 from audience_sync.config import Credentials
 from audience_sync.errors import GuardError
 from audience_sync.listrak.client import ListrakClient
+from audience_sync.scheduler import ScheduledRun
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.tables import alert_deliveries, listrak_imports, run_steps, sync_runs
 from audience_sync.verify import VerifyJob
@@ -323,3 +324,40 @@ def poll_until(condition: Any) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def test_a_scheduled_run_alerts_and_a_recovery_is_told(harness: Harness) -> None:
+    h = harness
+    two_audiences(h)
+    h.audiences["other"] = 999
+    with receiver() as hook:
+        configure(h, hook.url, "json", on_recovery=True)
+        ScheduledRun(h.job())()
+        h.audiences["other"] = 301
+        ScheduledRun(h.job())()
+    failed, back = hook.accepted()
+    assert (failed["trigger"], failed["events"]) == ("scheduled", ["run_partly_failed"])
+    assert (back["trigger"], back["status"], back["events"]) == (
+        "scheduled",
+        "succeeded",
+        ["recovered"],
+    )
+
+
+def test_verify_repair_alerts_the_drift_it_repairs(harness: Harness) -> None:
+    h = harness
+    two_audiences(h)
+    assert h.run().status == "succeeded"
+    h.sandbox.world.set_field_values(LIST_ID, 301, {MEMBERS[0]: "off"})
+    with receiver() as hook:
+        configure(h, hook.url, "json")
+        report = verify_job(h).repair()
+    assert report.run is not None
+    assert report.run.status == "succeeded"
+    body = only_alert(hook)
+    assert (body["run_id"], body["trigger"], body["events"]) == (
+        report.run.run_id,
+        "repair",
+        ["drift"],
+    )
+    assert {d["audience"]: d["contacts"] for d in body["drift"]} == {"vip": 0, "other": 1}
