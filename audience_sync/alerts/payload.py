@@ -116,8 +116,13 @@ def text(alert: Alert) -> str:
 def render(alert: Alert, fmt: str) -> bytes:
     body = to_object(alert)
     if fmt == "slack":
-        body = {"text": body["text"]}
+        body = {"text": slack_escape(body["text"])}
     return json.dumps(body, sort_keys=True).encode("utf-8")
+
+
+def slack_escape(value: str) -> str:
+    """Slack reads ``<...>`` as links and mentions; these three must be escaped."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _masked(value: Any) -> Any:

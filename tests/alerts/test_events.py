@@ -11,9 +11,11 @@ import pytest
 from audience_sync.alerts.events import run_events
 from audience_sync.alerts.facts import AudienceFacts, ImportFacts, RunFacts, leading_true
 from audience_sync.alerts.payload import Alert, mask, render
-from audience_sync.config import AlertSettings
+from audience_sync.config import AlertSettings, parse_settings
+from audience_sync.errors import ConfigError
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+AUDIENCE = {"key": "a", "list_id": 1, "source": {"kind": "csv", "path": "a.csv"}}
 
 
 def audience(key: str, status: str, streak: int = 0, previous: int = 0) -> AudienceFacts:
@@ -106,3 +108,37 @@ def test_payloads_mask_emails_tokens_secrets_and_url_passwords(fmt: str) -> None
 
 def test_mask_keeps_the_url_but_not_its_password() -> None:
     assert mask("https://user:pw@host/p") == "https://user:[redacted]@host/p"
+
+
+def test_slack_text_escapes_what_slack_would_read_as_markup() -> None:
+    facts = RunFacts(**{**run("failed").__dict__, "error": "<!channel> a & b"})
+    body = json.loads(render(Alert(["run_failed"], NOW, "host", run=facts), "slack"))
+    assert "error: &lt;!channel&gt; a &amp; b" in body["text"]
+
+
+@pytest.mark.parametrize(
+    ("alerts", "message"),
+    [
+        ({"webhook_urls": ["http://hooks.example.com/services/T0/SECRETPATH"]}, "use https://"),
+        ({"webhook_urls": ["hooks.example.com/services/T0/SECRETPATH"]}, "http(s) URL"),
+        ({"format": "xml"}, "alerts.format"),
+        ({"after_failures": 0}, "alerts.after_failures"),
+    ],
+)
+def test_bad_alert_settings_are_config_errors_without_the_webhook_path(
+    alerts: dict[str, Any], message: str
+) -> None:
+    raw = {"alerts": alerts, "audiences": [AUDIENCE]}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(raw)
+    assert message in str(caught.value)
+    assert "SECRETPATH" not in str(caught.value)
+
+
+def test_metrics_settings() -> None:
+    settings = parse_settings(
+        {"metrics": {"pushgateway": "http://gw:9091/"}, "audiences": [AUDIENCE]}
+    )
+    assert settings.metrics.pushgateway == "http://gw:9091"
+    with pytest.raises(ConfigError, match="metrics.pushgateway"):
+        parse_settings({"metrics": {"pushgateway": "gw:9091"}, "audiences": [AUDIENCE]})
