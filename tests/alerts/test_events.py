@@ -140,5 +140,5 @@ def test_metrics_settings() -> None:
         {"metrics": {"pushgateway": "http://gw:9091/"}, "audiences": [AUDIENCE]}
     )
     assert settings.metrics.pushgateway == "http://gw:9091"
-    with pytest.raises(ConfigError, match="metrics.pushgateway"):
+    with pytest.raises(ConfigError, match=r"metrics\.pushgateway"):
         parse_settings({"metrics": {"pushgateway": "gw:9091"}, "audiences": [AUDIENCE]})
