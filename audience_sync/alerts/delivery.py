@@ -124,7 +124,7 @@ def _deliver(
 def _post(client: httpx.Client, url: str, body: bytes, deadline: float) -> None:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise FatalDeliveryError("no time left for another attempt")
+        raise FatalDeliveryError("no time left for another attempt; given up")
     try:
         response = client.post(
             url,
