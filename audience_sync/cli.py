@@ -319,9 +319,10 @@ def print_run(job: SyncJob) -> None:
 
 
 def _register_operating_commands() -> None:
+    from audience_sync.alerts_cli import COMMANDS as ALERT_COMMANDS
     from audience_sync.ops_cli import COMMANDS
 
-    for command in COMMANDS:
+    for command in (*COMMANDS, *ALERT_COMMANDS):
         main.add_command(command)
 
 
@@ -350,10 +351,12 @@ def imports(ctx: click.Context) -> None:
 @pass_state
 def imports_abandon(state: CliState, import_id: int) -> None:
     """Give up open import ID: its changes are sent again by the next run."""
+    from audience_sync.alerts import after_abandon
     from audience_sync.open_imports import abandon
 
     lease = state.config.settings.sync.lock_lease_seconds
     given_up = abandon(state.engine, import_id, lease_seconds=lease)
+    after_abandon(state.config, state.engine, given_up.id)
     click.echo(
         f"abandoned import {given_up.id} ({given_up.audience}, {given_up.file_name}); "
         "the next run sends its changes again"

@@ -141,6 +141,41 @@ class ScheduleSettings(_Section):
         return self
 
 
+class AlertSettings(_Section):
+    """Webhooks told when a run fails or an audience keeps failing (:mod:`audience_sync.alerts`)."""
+
+    webhook_urls: list[str] = []
+    format: Literal["slack", "json"] = "slack"
+    after_failures: int = Field(default=1, ge=1, le=1000)
+    on_recovery: bool = False
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    retry_attempts: int = Field(default=3, ge=1, le=20)
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        return [check_http_url(url) for url in value]
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics after every run: a node_exporter textfile and/or a Pushgateway."""
+
+    textfile: Path | None = None
+    pushgateway: str | None = None
+    job: str = Field(default="audience_sync", pattern=r"^[A-Za-z0-9_.\-]+$")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("pushgateway")
+    @classmethod
+    def _gateway_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, separator, rest = value.partition("://")
+        if not separator or scheme.lower() not in ("http", "https") or not rest:
+            raise ValueError("expected an http(s) URL such as http://pushgateway:9091")
+        return value.rstrip("/")
+
+
 class AudienceSettings(_Section):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=100)
     list_id: int = Field(gt=0)
@@ -155,6 +190,8 @@ class Settings(_Section):
     sync: SyncSettings = SyncSettings()
     guards: GuardSettings = GuardSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    alerts: AlertSettings = AlertSettings()
+    metrics: MetricsSettings = MetricsSettings()
     audiences: list[AudienceSettings] = Field(min_length=1)
 
     @field_validator("audiences")
@@ -199,6 +236,11 @@ class AppConfig(BaseModel):
     @property
     def state_url(self) -> str:
         return resolve_sqlite_path(self.settings.state.url, self.base_dir)
+
+    @property
+    def metrics_textfile(self) -> Path | None:
+        textfile = self.settings.metrics.textfile
+        return None if textfile is None else self.base_dir / textfile.expanduser()
 
     def guards_for(self, audience: AudienceSettings) -> GuardSettings:
         return audience.guards or self.settings.guards

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, insert, literal, select
 from sqlalchemy.engine import Connection
 
+from audience_sync import alerts
 from audience_sync.config import AudienceSettings
 from audience_sync.guards import check_guards
 from audience_sync.listrak.client import ListrakClient
@@ -65,6 +66,10 @@ def _measure_all(job: SyncJob) -> list[AudienceCheck]:
     return checks
 
 
+def _drift_by_audience(checks: list[AudienceCheck]) -> list[tuple[str, int]]:
+    return [(c.key, c.drift.total) for c in checks if c.drift is not None]
+
+
 def _audience_id(job: SyncJob, audience: AudienceSettings) -> int:
     with job.engine.connect() as conn:
         value = conn.execute(select(audiences.c.id).where(audiences.c.key == audience.key)).scalar()
@@ -84,7 +89,9 @@ class VerifyJob(SyncJob):
         ensure_current(self.engine)
         lease = self.config.settings.sync.lock_lease_seconds
         with RunLock(self.engine, lease_seconds=lease), self._client_factory() as client:
-            return VerifyReport(audiences=self._read_and_measure(client))
+            report = VerifyReport(audiences=self._read_and_measure(client))
+        alerts.after_verify(self.config, self.engine, _drift_by_audience(report.audiences))
+        return report
 
     def repair(self, *, force: bool = False) -> VerifyReport:
         planner = RepairPlanner(self)
@@ -94,7 +101,9 @@ class VerifyJob(SyncJob):
     def _read_and_measure(self, client: ListrakClient) -> list[AudienceCheck]:
         targets = field_targets(self.engine, self.config.settings.audiences)
         read_back(self.engine, client, targets, show_progress=self._show_progress)
-        return _measure_all(self)
+        checks = _measure_all(self)
+        alerts.record_checks(self.config, self.engine, _drift_by_audience(checks))
+        return checks
 
 
 class RepairPlanner:

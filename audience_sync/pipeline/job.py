@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
+from audience_sync import alerts
 from audience_sync.checkpoints import checkpoint
 from audience_sync.config import AppConfig
 from audience_sync.errors import (
@@ -91,27 +93,35 @@ class SyncJob:
     ) -> RunOutcome:
         ensure_current(self.engine)
         lease = self.config.settings.sync.lock_lease_seconds
-        with RunLock(self.engine, lease_seconds=lease) as lock:
-            with self.engine.begin() as conn:
-                run_id = ledger.create_run(conn, trigger=trigger)
-                installation = ledger.installation_id(conn)
-            lock.attach_run(run_id)
-            self.last_run_id = run_id
-            logger.info("run.started", extra={"run_id": run_id, "trigger": trigger})
-            ctx = RunContext(
-                config=self.config,
-                engine=self.engine,
-                run_id=run_id,
-                installation_id=installation,
-                client_factory=self._client_factory,
-                lock=lock,
-                show_progress=self._show_progress,
-                sleep=self._sleep,
-            )
-            try:
-                return _Run(ctx, planner).execute(full=full, force=force, dry_run=dry_run)
-            finally:
-                ctx.close()
+        run_id: int | None = None
+        steps: dict[str, float] = {}
+        try:
+            with RunLock(self.engine, lease_seconds=lease) as lock:
+                with self.engine.begin() as conn:
+                    run_id = ledger.create_run(conn, trigger=trigger)
+                    installation = ledger.installation_id(conn)
+                lock.attach_run(run_id)
+                self.last_run_id = run_id
+                logger.info("run.started", extra={"run_id": run_id, "trigger": trigger})
+                ctx = RunContext(
+                    config=self.config,
+                    engine=self.engine,
+                    run_id=run_id,
+                    installation_id=installation,
+                    client_factory=self._client_factory,
+                    lock=lock,
+                    show_progress=self._show_progress,
+                    sleep=self._sleep,
+                )
+                run = _Run(ctx, planner)
+                steps = run.steps
+                try:
+                    return run.execute(full=full, force=force, dry_run=dry_run)
+                finally:
+                    ctx.close()
+        finally:
+            if run_id is not None:
+                alerts.after_run(self.config, self.engine, run_id, steps=steps)
 
 
 class _Run:
@@ -119,6 +129,16 @@ class _Run:
         self.ctx = ctx
         self.planner = planner
         self.outcome = RunOutcome(run_id=ctx.run_id, status="running")
+        self.steps: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """How long each step took, for the metrics."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.steps[name] = self.steps.get(name, 0.0) + time.monotonic() - started
 
     def execute(self, *, full: bool, force: bool, dry_run: bool) -> RunOutcome:
         ctx = self.ctx
@@ -127,25 +147,30 @@ class _Run:
             self.outcome.audiences = audiences
             poller = ImportPoller(ctx)
             if not dry_run:
+                with self.step("resume"):
+                    for run in audiences:
+                        resume_audience(ctx, run, poller)
+                    close_interrupted_runs(ctx)
+            with self.step("plan"):
+                self.planner.before_planning(ctx)
                 for run in audiences:
-                    resume_audience(ctx, run, poller)
-                close_interrupted_runs(ctx)
-            self.planner.before_planning(ctx)
-            for run in audiences:
-                if not run.failed and run.waiting_on is None:
-                    self.planner.plan(ctx, run, full=full)
+                    if not run.failed and run.waiting_on is None:
+                        self.planner.plan(ctx, run, full=full)
             checkpoint("planned")
             tripped = [a for a in audiences if a.verdict is not None and not a.verdict.ok]
             if tripped and not force:
                 self._abort(tripped)
             if dry_run:
                 return self._finish("planned")
-            for run in audiences:
-                if run.has_changes and not run.failed:
-                    self._submit(run, poller)
-            poller.drain()
-            for run in audiences:
-                finish_audience(ctx, run)
+            with self.step("submit"):
+                for run in audiences:
+                    if run.has_changes and not run.failed:
+                        self._submit(run, poller)
+            with self.step("await"):
+                poller.drain()
+            with self.step("confirm"):
+                for run in audiences:
+                    finish_audience(ctx, run)
             return self._finish_by_audiences()
         except GuardError:
             raise  # already recorded as aborted by _abort

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -219,4 +220,38 @@ scheduler_state = Table(
     Column("started_at", TS, nullable=False),
     Column("next_run_at", TS, nullable=True),
     Column("updated_at", TS, nullable=False),
+)
+
+# How long each step of a run took (written after the run when [metrics] is configured).
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("run_id", Integer, ForeignKey("sync_runs.id"), primary_key=True),
+    Column("step", String(30), primary_key=True),
+    Column("seconds", Float, nullable=False),
+)
+
+# What `verify` (or `verify --repair`) measured per audience, when alerts or metrics are on.
+verify_checks = Table(
+    "verify_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("checked_at", TS, nullable=False),
+    Column("audience", String(100), nullable=False),
+    Column("drift", BigInteger, nullable=False),
+    Index("ix_verify_checks_audience_checked_at", "audience", "checked_at"),
+)
+
+# Every alert sent (or not): the receiver is named by scheme and host only, never its path.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", TS, nullable=False),
+    Column("run_id", Integer, nullable=True),
+    Column("events", String(200), nullable=False),
+    Column("receiver", String(255), nullable=False),
+    Column("status", String(20), nullable=False),  # delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=True),
 )
