@@ -24,7 +24,7 @@ from audience_sync.alerts.events import (
     TEST,
 )
 from audience_sync.alerts.facts import DriftFacts, ImportFacts, RunFacts
-from audience_sync.logs import redact
+from audience_sync.redaction import redact
 
 SCHEMA = "audience_sync.alert/1"
 URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^@\s/]+@")
