@@ -49,8 +49,12 @@ class StateError(StopRunError):
     """The state database is unusable (locked, full, read-only, unreachable, out of date).
 
     Its message is one line naming the database (password hidden) and the cause, never SQL or
-    bound parameters (see :mod:`audience_sync.state.db_errors`).
+    bound parameters (see :mod:`audience_sync.state.db_errors`); ``cause`` is the cause alone.
     """
+
+    def __init__(self, message: str, *, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause or message
 
 
 class MissingStateError(StateError):

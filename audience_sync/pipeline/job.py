@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from audience_sync import alerts
@@ -29,7 +28,7 @@ from audience_sync.errors import (
 )
 from audience_sync.pipeline import submitting
 from audience_sync.pipeline.context import AudienceRun, ClientFactory, RunContext
-from audience_sync.pipeline.outcomes import fail_audience, finish_audience
+from audience_sync.pipeline.outcomes import abort_audience, fail_audience, finish_audience
 from audience_sync.pipeline.planning import Planner, SourcePlanner
 from audience_sync.pipeline.polling import ImportPoller
 from audience_sync.pipeline.resuming import close_interrupted_runs, resume_audience
@@ -37,7 +36,6 @@ from audience_sync.state import confirm, ledger
 from audience_sync.state.db import make_engine
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
-from audience_sync.state.tables import run_changes
 
 logger = logging.getLogger("audience_sync.pipeline")
 
@@ -166,8 +164,11 @@ class _Run:
                 for run in audiences:
                     if run.has_changes and not run.failed:
                         self._submit(run, poller)
+            waiting = [a for a in audiences if a.waiting_on is not None and not a.failed]
             with self.step("await"):
-                poller.drain()
+                poller.drain(
+                    on_progress=lambda: self._plan_when_ready(waiting, poller, full, force)
+                )
             with self.step("confirm"):
                 for run in audiences:
                     finish_audience(ctx, run)
@@ -183,6 +184,25 @@ class _Run:
                 ledger.finish_run(conn, ctx.run_id, status="failed", error=message)
             self.outcome.status, self.outcome.error = "failed", message
             raise
+
+    def _plan_when_ready(
+        self, waiting: list[AudienceRun], poller: ImportPoller, full: bool, force: bool
+    ) -> None:
+        """An audience that waited for an earlier run's import is planned and sent as soon as
+        that import is settled; a guard it trips then aborts it alone (others were sent)."""
+        for run in list(waiting):
+            if run.failed:
+                waiting.remove(run)
+                continue
+            if poller.open_for(run):
+                continue
+            waiting.remove(run)
+            run.waiting_on = None
+            self.planner.plan(self.ctx, run, full=full)
+            if run.verdict is not None and not run.verdict.ok and not force:
+                abort_audience(self.ctx, run, run.verdict.reason or "guard tripped")
+            elif run.has_changes and not run.failed:
+                self._submit(run, poller)
 
     def _submit(self, run: AudienceRun, poller: ImportPoller) -> None:
         try:
@@ -216,11 +236,7 @@ class _Run:
         )
         ctx = self.ctx
         with ctx.engine.begin() as conn:
-            conn.execute(
-                update(run_changes)
-                .where(run_changes.c.run_id == ctx.run_id, run_changes.c.status == "planned")
-                .values(status="aborted", reason="guard abort: nothing was sent")
-            )
+            confirm.abort_planned_changes(conn, ctx.run_id)
             for run in tripped:
                 ledger.update_run_audience(
                     conn,

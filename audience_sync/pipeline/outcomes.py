@@ -26,8 +26,8 @@ def fail_audience(ctx: RunContext, run: AudienceRun, message: str) -> None:
 
 
 def wait_for_open_import(ctx: RunContext, run: AudienceRun, message: str) -> None:
-    """An import of an earlier run is still running at Listrak: plan nothing for this audience
-    until it is settled or abandoned, so no contact is in two imports at once."""
+    """An import of an earlier run is still running at Listrak: plan this audience only once
+    it is settled, so no contact is in two imports at once."""
     run.waiting_on = message
     logger.warning("audience.waiting", extra={"audience": run.key, "reason": message})
     with ctx.engine.begin() as conn:
@@ -50,3 +50,15 @@ def finish_audience(ctx: RunContext, run: AudienceRun) -> None:
     with ctx.engine.begin() as conn:
         ledger.update_run_audience(conn, ctx.run_id, run.audience_id, status="done")
         snapshot.drop_snapshots_before(conn, run.audience_id, ctx.run_id)
+
+
+def abort_audience(ctx: RunContext, run: AudienceRun, reason: str) -> None:
+    """A guard tripped for an audience planned late (after its earlier import settled, when
+    other audiences were already sent): only this audience is aborted, nothing sent for it."""
+    run.error = f"guard: {reason}"
+    logger.error("audience.aborted", extra={"audience": run.key, "reason": reason})
+    with ctx.engine.begin() as conn:
+        confirm.abort_planned_changes(conn, ctx.run_id, audience_id=run.audience_id)
+        ledger.update_run_audience(
+            conn, ctx.run_id, run.audience_id, status="aborted", error=run.error
+        )

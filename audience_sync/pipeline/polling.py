@@ -44,6 +44,8 @@ class ImportPoller:
         self._known.add("Processing")
 
     def watch(self, import_row_id: int, audience: AudienceRun, *, own: bool = True) -> None:
+        """Poll this import until it finishes; ``own`` imports are awaited (until
+        ``import_timeout``), the others only while some own import is still open."""
         row = import_row(self._ctx, import_row_id)
         timeout = self._ctx.config.settings.listrak.import_timeout.total_seconds()
         self._watched[import_row_id] = _Watched(
@@ -57,6 +59,9 @@ class ImportPoller:
     def own_open(self) -> int:
         return sum(1 for w in self._watched.values() if w.deadline is not None)
 
+    def open_for(self, audience: AudienceRun) -> int:
+        return sum(1 for w in self._watched.values() if w.audience is audience)
+
     def wait_for_slot(self) -> None:
         """Before the next POST: wait until fewer than ``max_open_imports`` are open."""
         limit = self._ctx.config.settings.listrak.max_open_imports
@@ -65,15 +70,23 @@ class ImportPoller:
             if self.own_open >= limit:
                 self._sleep_until_next_poll()
 
-    def drain(self) -> None:
-        """Until every import of this run is settled or has passed ``import_timeout``."""
-        total = self.own_open
+    def drain(self, on_progress: Callable[[], None] | None = None) -> None:
+        """Until every import this run awaits is settled or has passed ``import_timeout``.
+
+        ``on_progress`` is called after every round of polls; it may post more imports (an
+        audience that waited for an earlier run's import is planned once that one settles).
+        """
+        progress = on_progress or (lambda: None)
         with self._ctx.bar("imports", "imports") as bar:
-            bar.reset(total=total)
+            progress()
+            bar.reset(total=self.own_open)
             while self.own_open:
                 before = self.own_open
                 self._poll_due()
-                bar.update(before - self.own_open)
+                settled = before - self.own_open
+                progress()
+                bar.total = max(bar.total or 0, bar.n + settled + self.own_open)
+                bar.update(settled)
                 if self.own_open:
                     self._sleep_until_next_poll()
         self._watched.clear()  # earlier runs' imports stay open for a later run

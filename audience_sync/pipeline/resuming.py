@@ -7,8 +7,9 @@ and recorded on this run (``listrak_imports.resolved_run_id``), one audience at 
   look-up by name finds is ``lost``.
 - A finished import is settled; one unfinished after ``abandon_after`` is ``abandoned``.
   Lost and abandoned imports' changes fail, so this run's plan sends them again.
-- One still running: the audience waits (plans nothing this run), and the import is watched
-  while this run's own imports are in flight.
+- One still running: the audience waits, and the import is awaited with this run's own
+  imports; once it settles the audience is planned and sent in this run (so no contact is in
+  two imports at once). Still running at ``import_timeout``: the audience fails this run.
 A Listrak error here fails only this audience.
 """
 
@@ -51,7 +52,7 @@ def resume_audience(ctx: RunContext, run: AudienceRun, poller: ImportPoller) -> 
             return
         if waiting is not None:
             still_running.append(waiting)
-            poller.watch(import_row_id, run, own=False)
+            poller.watch(import_row_id, run)
     if still_running:
         wait_for_open_import(ctx, run, "; ".join(still_running))
 

@@ -209,6 +209,19 @@ def fail_unsent_changes(
     return int(result.rowcount)
 
 
+def abort_planned_changes(conn: Connection, run_id: int, *, audience_id: int | None = None) -> int:
+    """A guard stopped them: planned, never sent (of one audience, or of the whole run)."""
+    where = [run_changes.c.run_id == run_id, run_changes.c.status == "planned"]
+    if audience_id is not None:
+        where.append(run_changes.c.audience_id == audience_id)
+    result = conn.execute(
+        update(run_changes)
+        .where(*where)
+        .values(status="aborted", reason="guard abort: nothing was sent")
+    )
+    return int(result.rowcount)
+
+
 def unresolved_changes(conn: Connection, run_id: int, audience_id: int) -> dict[str, int]:
     """Changes of one audience in a run that Listrak has not confirmed or skipped, by status."""
     rows = conn.execute(

@@ -49,7 +49,7 @@ def state_error_for(engine: Engine | None, exc: BaseException | None) -> StateEr
     if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError):
         return None
     url = engine.url if engine is not None else None
-    return StateError(state_error_message(url, exc))
+    return StateError(state_error_message(url, exc), cause=cause(url, exc))
 
 
 def state_error_message(url: URL | None, exc: StatementError) -> str:

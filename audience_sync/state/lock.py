@@ -26,7 +26,7 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from audience_sync.errors import LockLostError, RunInProgressError
+from audience_sync.errors import LockLostError, RunInProgressError, StateError
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.tables import run_lock, sync_runs
 
@@ -168,7 +168,7 @@ class RunLock:
                         run_lock.c.name == LOCK_NAME
                     )
                 ).first()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StateError) as exc:
             raise LockLostError(
                 f"the run lock could not be checked ({describe_db_error(exc)}); {STOPPED}"
             ) from None
@@ -194,7 +194,7 @@ class RunLock:
         try:
             conn.execute(text("SELECT 1"))
             conn.commit()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StateError) as exc:
             raise LockLostError(
                 "the run lock's database session no longer answers "
                 f"({describe_db_error(exc)}); {STOPPED}"
@@ -333,6 +333,8 @@ def _lost_message(current: Any | None) -> str:
 def describe_db_error(exc: BaseException) -> str:
     """The driver's error class and the first line of its message; never SQL or parameters
     (SQLAlchemy's own message echoes both), and only the class of anything else."""
+    if isinstance(exc, StateError):
+        return exc.cause
     if not isinstance(exc, DBAPIError) or exc.orig is None:
         return type(exc).__name__
     first = str(exc.orig).strip().splitlines()

@@ -13,7 +13,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
-from audience_sync.cli import CliState, main
+from audience_sync.cli import main
+from audience_sync.cli.state import CliState
 from audience_sync.demo import MARKER, check_workdir
 from audience_sync.state import ledger
 from audience_sync.state.tables import sync_runs
@@ -317,7 +318,9 @@ def test_refused_import_shows_listraks_message(sqlite_harness: Harness) -> None:
         "fileMappings: segmentationFieldId 999 is not a profile field of this list."
     )
     assert f"      error: {refused}" in result.stdout.splitlines()
-    assert result.stderr.splitlines()[-1] == f"error: run 1 failed: ghost: {refused}"
+    assert result.stderr.splitlines()[-1] == (
+        f"error: run 1 failed: 0 of 1 audiences synced; not synced: ghost: {refused}"
+    )
 
 
 def test_unreachable_postgresql_is_one_line_naming_it(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from audience_sync.cli_errors import failure_for, format_failure
+from audience_sync.cli.failures import failure_for, format_failure
 from audience_sync.config import Credentials, ListrakSettings
 from audience_sync.errors import CredentialsRefusedError, FatalListrakError, RetriableListrakError
 from audience_sync.listrak.client import ListrakClient

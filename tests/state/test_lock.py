@@ -332,7 +332,8 @@ def test_heartbeat_failure_past_expiry_loses_the_lease(
     message = str(caught.value)
     assert message == (
         "the run lock's lease expired before the heartbeat could renew it "
-        "(OperationalError: database is locked); this run stopped before sending anything more"
+        "(database is locked (another process holds its write lock)); this run stopped before "
+        "sending anything more"
     )
     failures = events.named("lock.heartbeat_failed")
     assert failures

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audience_sync.cli_errors import Failure, failure_for, format_failure
+from audience_sync.cli.failures import Failure, failure_for, format_failure
 from audience_sync.errors import ConfigError, StateError
 from audience_sync.redaction import one_line, redact
 

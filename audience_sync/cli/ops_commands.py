@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import click
 
-from audience_sync.cli import CliState, pass_state, print_run
+from audience_sync.cli.state import CliState, pass_state, print_run
 from audience_sync.errors import CommandFailedError
 from audience_sync.runlog import (
     ChangeRow,

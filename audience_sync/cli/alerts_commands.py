@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from audience_sync.cli import CliState, pass_state
+from audience_sync.cli.state import CliState, pass_state
 
 
 @click.group("alerts")
