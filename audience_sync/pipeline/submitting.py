@@ -10,7 +10,12 @@ from collections.abc import Iterator
 from sqlalchemy import update
 
 from audience_sync.checkpoints import checkpoint
-from audience_sync.errors import FatalListrakError, PayloadTooLargeError
+from audience_sync.errors import (
+    FatalListrakError,
+    ListrakError,
+    PayloadTooLargeError,
+    SkippableListrakError,
+)
 from audience_sync.listrak.routes import FieldValuesRoute, ListImportRoute, Part, SubmitRoute
 from audience_sync.pipeline.context import AudienceRun, RunContext
 from audience_sync.pipeline.polling import ImportPoller
@@ -50,7 +55,7 @@ def submit_audience(ctx: RunContext, run: AudienceRun, poller: ImportPoller) -> 
                     _check_list_exists(ctx, run)
                     limit = route.smaller_limit(part)
                     break
-                except FatalListrakError as exc:
+                except (FatalListrakError, SkippableListrakError) as exc:
                     # A refused request was not applied; an ambiguous one (retriable, answer
                     # lost) stays ``posting`` for a later run to look up by name.
                     _refused_part(ctx, import_row_id, exc)
@@ -123,7 +128,7 @@ def _record_part(ctx: RunContext, run: AudienceRun, part: Part, route: str) -> i
     return import_row_id
 
 
-def _refused_part(ctx: RunContext, import_row_id: int, exc: FatalListrakError) -> None:
+def _refused_part(ctx: RunContext, import_row_id: int, exc: ListrakError) -> None:
     reason = f"refused by Listrak: {exc}"
     with ctx.engine.begin() as conn:
         confirm.fail_import_changes(conn, import_row_id, reason)

@@ -58,12 +58,13 @@ class FailNextBody(_Body):
     status: int = 500
     method: str | None = None
     path_contains: str | None = None
+    code: str | None = None
 
     @field_validator("status")
     @classmethod
     def _failure_status(cls, status: int) -> int:
-        if status != 429 and not 500 <= status <= 599:
-            raise ValueError("status must be 429 or 5xx")
+        if status not in (400, 429) and not 500 <= status <= 599:
+            raise ValueError("status must be 400, 429 or 5xx")
         return status
 
 

@@ -84,9 +84,11 @@ class ListrakGate:
             if path == self.token_path:
                 raise ApiError(401, "ERROR_INVALID_CREDENTIALS", "The integration is paused.")
             raise ApiError(401, "ERROR_UNAUTHORIZED", "The integration is paused.")
-        status = self.world.take_failure(method, path, is_api=is_api)
-        if status is not None:
-            raise ApiError(status, error_status_code(status), "Injected failure.")
+        rule = self.world.take_failure(method, path, is_api=is_api)
+        if rule is not None:
+            raise ApiError(
+                rule.status, rule.code or error_status_code(rule.status), "Injected failure."
+            )
         if is_api and not self.world.token_valid(_bearer(scope)):
             raise ApiError(401, "ERROR_UNAUTHORIZED", "Authorization was denied for this request.")
 

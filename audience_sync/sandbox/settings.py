@@ -21,6 +21,9 @@ class FailNext:
     status: int = 500
     method: str | None = None
     path_contains: str | None = None
+    # The error code of the answer's envelope; by default the one Listrak gives that status.
+    # With a code, a 400 can stand for an error about one contact (ERROR_*_EMAIL_ADDRESS).
+    code: str | None = None
 
 
 @dataclass(frozen=True)

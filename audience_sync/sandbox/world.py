@@ -35,7 +35,7 @@ from .records import (
     ImportRow,
     ListRecord,
 )
-from .settings import Faults, SandboxSettings
+from .settings import FailNext, Faults, SandboxSettings
 
 DEFAULT_GROUP_NAME = "Engage Audiences"
 DEFAULT_MAX_LENGTH = 3
@@ -279,8 +279,8 @@ class SandboxWorld:
                 return False
             return True
 
-    def take_failure(self, method: str, path: str, *, is_api: bool) -> int | None:
-        """The status to fail this request with, consuming one ``fail_next`` credit."""
+    def take_failure(self, method: str, path: str, *, is_api: bool) -> FailNext | None:
+        """The rule to fail this request with, consuming one ``fail_next`` credit."""
         with self._lock:
             rule = self._faults.fail_next
             if rule is None or rule.count <= 0:
@@ -291,7 +291,7 @@ class SandboxWorld:
             self._faults = replace(
                 self._faults, fail_next=replace(rule, count=remaining) if remaining else None
             )
-            return rule.status
+            return rule
 
     def take_drop(self, method: str, path: str, *, is_api: bool) -> bool:
         """Whether to drop this request's answer, consuming one ``drop_next_post`` credit."""

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, text
 
-from audience_sync.sandbox.settings import DropNextPost
+from audience_sync.sandbox.settings import DropNextPost, FailNext
 from audience_sync.state import migrate
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.tables import listrak_imports, metadata
@@ -246,6 +246,33 @@ def test_imports_lists_an_open_import_and_abandon_gives_it_up(harness: Harness) 
     again = run_cli(h, "imports", "abandon", import_id)
     assert again.returncode == 2
     assert f"there is no open import {import_id}" in again.stderr
+
+    assert h.run().status == "succeeded"
+    assert_fully_on(h, "alpha", "beta", "gamma")
+
+
+def test_a_refusal_about_one_contact_fails_only_its_audience(harness: Harness) -> None:
+    """Listrak's contact-level 400s (skippable errors) used to end the whole run."""
+    h = harness
+    three_audiences(h)
+    h.listrak_settings["submit_via"] = "segmentation_field_api"
+    h.sandbox.world.set_faults(
+        fail_next=FailNext(
+            count=1,
+            status=400,
+            code="ERROR_NOT_SUBSCRIBED_EMAIL_ADDRESS",
+            method="POST",
+            path_contains="SegmentationField",
+        )
+    )
+    outcome = h.run()
+    assert outcome.status == "failed"
+    assert [a.key for a in outcome.audiences if a.failed] == ["alpha"]
+    alpha = outcome.audiences[0]
+    assert alpha.error is not None
+    assert "400 ERROR_NOT_SUBSCRIBED_EMAIL_ADDRESS" in alpha.error
+    assert_fully_on(h, "beta", "gamma")
+    assert resolutions(h) == []  # the refused batch was not left open
 
     assert h.run().status == "succeeded"
     assert_fully_on(h, "alpha", "beta", "gamma")

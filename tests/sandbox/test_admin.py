@@ -87,7 +87,13 @@ def test_faults_round_trip(admin: httpx.Client) -> None:
         "stall_imports_named": None,
     }
     change = {
-        "fail_next": {"count": 3, "status": 429, "method": "GET", "path_contains": "Status"},
+        "fail_next": {
+            "count": 3,
+            "status": 400,
+            "method": "GET",
+            "path_contains": "Status",
+            "code": "ERROR_NOT_SUBSCRIBED_EMAIL_ADDRESS",
+        },
         "drop_next_post": {"count": 1, "path_contains": "ListImport"},
         "max_body_bytes": 5000,
         "import_delay_seconds": 1.0,
