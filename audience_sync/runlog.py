@@ -15,6 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from audience_sync.state.db import as_utc
 from audience_sync.state.lock import process_alive
+from audience_sync.state.statuses import UNRESOLVED_CHANGE_STATUSES, ChangeAction, RunTrigger
 from audience_sync.state.tables import (
     audiences,
     listrak_imports,
@@ -27,7 +28,6 @@ from audience_sync.state.tables import (
     sync_runs,
 )
 
-PENDING_STATUSES = ("planned", "submitted", "failed")
 CSV_COLUMNS = ("run_id", "audience", "email", "action", "status", "reason")
 
 ChangeRow = tuple[int, str, str, str, str, str]
@@ -82,13 +82,13 @@ def _audience_status(conn: Connection, key: str) -> AudienceStatus:
             run_audiences.c.status.label("audience_status"),
         )
         .join(run_audiences, run_audiences.c.run_id == sync_runs.c.id)
-        .where(run_audiences.c.audience_id == audience_id, sync_runs.c.trigger != "plan")
+        .where(run_audiences.c.audience_id == audience_id, sync_runs.c.trigger != RunTrigger.PLAN)
         .order_by(sync_runs.c.id.desc())
         .limit(1)
     ).first()
     confirmed = _count(
         conn,
-        and_(memberships.c.audience_id == audience_id, memberships.c.value == "on"),
+        and_(memberships.c.audience_id == audience_id, memberships.c.value == ChangeAction.ON),
         memberships,
     )
     skipped = _count(conn, parked_contacts.c.audience_id == audience_id, parked_contacts)
@@ -99,7 +99,7 @@ def _audience_status(conn: Connection, key: str) -> AudienceStatus:
             and_(
                 run_changes.c.run_id == last.id,
                 run_changes.c.audience_id == audience_id,
-                run_changes.c.status.in_(PENDING_STATUSES),
+                run_changes.c.status.in_(UNRESOLVED_CHANGE_STATUSES),
             ),
             run_changes,
         )
