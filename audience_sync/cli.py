@@ -26,6 +26,7 @@ from audience_sync.report import format_run, summarize_run
 from audience_sync.sandbox.cli import sandbox_command
 from audience_sync.state import migrate
 from audience_sync.state.db import make_engine, utcnow
+from audience_sync.state.statuses import RunTrigger
 
 
 @dataclass
@@ -145,7 +146,10 @@ def run(state: CliState, full: bool, force: bool, reconcile: bool) -> None:
     job = state.job()
     try:
         outcome = job.run(
-            trigger="full" if full else "manual", full=full, force=force, reconcile=reconcile
+            trigger=RunTrigger.FULL if full else RunTrigger.MANUAL,
+            full=full,
+            force=force,
+            reconcile=reconcile,
         )
     finally:
         print_run(job)
