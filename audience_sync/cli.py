@@ -26,7 +26,7 @@ from audience_sync.report import format_run, summarize_run
 from audience_sync.sandbox.cli import sandbox_command
 from audience_sync.state import migrate
 from audience_sync.state.db import make_engine, utcnow
-from audience_sync.state.statuses import RunTrigger
+from audience_sync.state.statuses import RunStatus, RunTrigger
 
 
 @dataclass
@@ -153,7 +153,7 @@ def run(state: CliState, full: bool, force: bool, reconcile: bool) -> None:
         )
     finally:
         print_run(job)
-    if outcome.status != "succeeded":
+    if outcome.status != RunStatus.SUCCEEDED:
         sys.exit(1)
 
 
