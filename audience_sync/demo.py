@@ -22,6 +22,7 @@ from audience_sync.report import format_run, summarize_run
 from audience_sync.sandbox import SandboxServer, SandboxSettings
 from audience_sync.state import migrate
 from audience_sync.state.db import make_engine
+from audience_sync.state.statuses import RunTrigger
 
 LIST_ID = 100
 AUDIENCES = {
@@ -77,13 +78,13 @@ def run_demo(workdir: Path, *, echo: Echo = print, seed: int = 7, force: bool = 
             ),
         )
         echo("\n== first sync: every subscribed member is turned on ==")
-        first = job.run(trigger="manual")
+        first = job.run(trigger=RunTrigger.MANUAL)
         echo(format_run(summarize_run(engine, first.run_id)))
 
         _change_members(members, contacts, rng)
         _write_members(workdir, members, rng)
         echo("\n== member lists changed; second sync sends only the changes ==")
-        second = job.run(trigger="manual")
+        second = job.run(trigger=RunTrigger.MANUAL)
         echo(format_run(summarize_run(engine, second.run_id)))
         stats = httpx.get(f"{sandbox.admin_url}/stats").json()
         echo(f"\nimports Listrak received in all: {len(stats['imports'])}")

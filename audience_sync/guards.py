@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from audience_sync.config import GuardSettings
-from audience_sync.state.snapshot import PlanCounts
+from audience_sync.state.diff import PlanCounts
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from audience_sync.alerts.delivery import receiver_label
 from audience_sync.alerts.facts import leading_true, not_synced_history
 from audience_sync.config import AppConfig
 from audience_sync.report import AudienceSummary, summarize_run
-from audience_sync.state import ledger
 from audience_sync.state.db import as_utc, utcnow
+from audience_sync.state.statuses import OPEN_IMPORT_STATUSES
 from audience_sync.state.tables import (
     audiences,
     listrak_imports,
@@ -209,7 +209,7 @@ def _open_imports(conn: Connection, gauges: _Gauges) -> None:
     )
     number, first = conn.execute(
         select(func.count(), func.min(listrak_imports.c.created_at)).where(
-            listrak_imports.c.status.in_(ledger.OPEN_IMPORT_STATUSES)
+            listrak_imports.c.status.in_(OPEN_IMPORT_STATUSES)
         )
     ).one()
     count.set(number)

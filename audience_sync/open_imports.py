@@ -15,10 +15,11 @@ from sqlalchemy.engine import Engine
 
 from audience_sync.errors import AudienceSyncError, ListrakError, StopRunError
 from audience_sync.listrak.client import ListrakClient
-from audience_sync.state import confirm, ledger
+from audience_sync.state import changes, ledger
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
+from audience_sync.state.statuses import OPEN_IMPORT_STATUSES, ImportStatus
 from audience_sync.state.tables import audiences, listrak_imports
 
 
@@ -57,7 +58,7 @@ def list_open(engine: Engine) -> list[OpenImport]:
                 listrak_imports.c.listrak_import_id,
             )
             .join(audiences, audiences.c.id == listrak_imports.c.audience_id)
-            .where(listrak_imports.c.status.in_(ledger.OPEN_IMPORT_STATUSES))
+            .where(listrak_imports.c.status.in_(OPEN_IMPORT_STATUSES))
             .order_by(listrak_imports.c.id)
         ).all()
     return [
@@ -96,9 +97,13 @@ def abandon(engine: Engine, import_row_id: int, *, lease_seconds: float) -> Open
             )
         reason = f"abandoned by an operator at {utcnow():%Y-%m-%d %H:%M UTC}; sent again"
         with engine.begin() as conn:
-            confirm.fail_import_changes(conn, import_row_id, reason)
+            changes.fail_import(conn, import_row_id, reason)
             ledger.update_import(
-                conn, import_row_id, status="abandoned", error=reason, finished_at=utcnow()
+                conn,
+                import_row_id,
+                status=ImportStatus.ABANDONED,
+                error=reason,
+                finished_at=utcnow(),
             )
     return match
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from audience_sync.redaction import one_line, one_line_or_none
+from audience_sync.state.statuses import ChangeAction, ChangeStatus
 from audience_sync.state.tables import audiences, run_audiences, run_changes, sync_runs
 
 
@@ -76,15 +77,15 @@ def summarize_run(engine: Engine, run_id: int) -> RunSummary:
         for audience_id, action, status, reason, count in changes:
             if audience_id != row.audience_id:
                 continue
-            if status == "confirmed":
-                if action == "on":
+            if status == ChangeStatus.CONFIRMED:
+                if action == ChangeAction.ON:
                     summary.turned_on += count
                 else:
                     summary.turned_off += count
-            elif status == "skipped":
-                key = one_line(reason or "skipped")
+            elif status == ChangeStatus.SKIPPED:
+                key = one_line(reason or ChangeStatus.SKIPPED.value)
                 summary.skipped[key] = summary.skipped.get(key, 0) + count
-            elif status in ("failed", "aborted"):
+            elif status in (ChangeStatus.FAILED, ChangeStatus.ABORTED):
                 key = one_line(reason or status)
                 summary.failed[key] = summary.failed.get(key, 0) + count
             else:

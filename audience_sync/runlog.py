@@ -15,8 +15,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from audience_sync.redaction import one_line
 from audience_sync.state.db import as_utc, utcnow
-from audience_sync.state.ledger import RUN_UNFINISHED
 from audience_sync.state.lock import process_alive
+from audience_sync.state.statuses import (
+    UNRESOLVED_CHANGE_STATUSES,
+    ChangeAction,
+    RunStatus,
+    RunTrigger,
+)
 from audience_sync.state.tables import (
     audiences,
     listrak_imports,
@@ -29,7 +34,6 @@ from audience_sync.state.tables import (
     sync_runs,
 )
 
-PENDING_STATUSES = ("planned", "submitted", "failed")
 GONE = "interrupted (process gone)"
 CSV_COLUMNS = ("run_id", "audience", "email", "action", "status", "reason")
 
@@ -87,13 +91,13 @@ def _audience_status(conn: Connection, key: str) -> AudienceStatus:
             run_audiences.c.status.label("audience_status"),
         )
         .join(run_audiences, run_audiences.c.run_id == sync_runs.c.id)
-        .where(run_audiences.c.audience_id == audience_id, sync_runs.c.trigger != "plan")
+        .where(run_audiences.c.audience_id == audience_id, sync_runs.c.trigger != RunTrigger.PLAN)
         .order_by(sync_runs.c.id.desc())
         .limit(1)
     ).first()
     confirmed = _count(
         conn,
-        and_(memberships.c.audience_id == audience_id, memberships.c.value == "on"),
+        and_(memberships.c.audience_id == audience_id, memberships.c.value == ChangeAction.ON),
         memberships,
     )
     skipped = _count(conn, parked_contacts.c.audience_id == audience_id, parked_contacts)
@@ -104,7 +108,7 @@ def _audience_status(conn: Connection, key: str) -> AudienceStatus:
             and_(
                 run_changes.c.run_id == last.id,
                 run_changes.c.audience_id == audience_id,
-                run_changes.c.status.in_(PENDING_STATUSES),
+                run_changes.c.status.in_(UNRESOLVED_CHANGE_STATUSES),
             ),
             run_changes,
         )
@@ -164,7 +168,7 @@ def run_alive(conn: Connection, host: str | None, pid: int | None) -> bool:
 
 
 def _live_status(conn: Connection, status: str, host: str | None, pid: int | None) -> str:
-    if status == RUN_UNFINISHED and not run_alive(conn, host, pid):
+    if status == RunStatus.RUNNING and not run_alive(conn, host, pid):
         return GONE
     return status
 

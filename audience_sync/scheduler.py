@@ -45,6 +45,7 @@ from audience_sync.errors import (
     RunInProgressError,
 )
 from audience_sync.state.db import utcnow
+from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import scheduler_state
 
 logger = logging.getLogger("audience_sync.scheduler")
@@ -54,7 +55,7 @@ STATE_NAME = "schedule"
 
 
 class Runnable(Protocol):
-    def run(self, *, trigger: str = ...) -> Any: ...
+    def run(self, *, trigger: RunTrigger = ...) -> Any: ...
 
 
 def describe(settings: ScheduleSettings) -> str:
@@ -110,7 +111,7 @@ class ScheduledRun:
     def __call__(self) -> None:
         with self._running:
             try:
-                outcome = self._job.run(trigger="scheduled")
+                outcome = self._job.run(trigger=RunTrigger.SCHEDULED)
                 logger.info(
                     "schedule.run_done",
                     extra={"run_id": outcome.run_id, "status": outcome.status},

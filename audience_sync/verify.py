@@ -18,9 +18,11 @@ from audience_sync.listrak.client import ListrakClient
 from audience_sync.pipeline import AudienceRun, RunOutcome, SyncJob
 from audience_sync.pipeline.context import RunContext
 from audience_sync.readback import field_targets, read_back
-from audience_sync.state import drift, ledger, snapshot
+from audience_sync.state import drift, ledger
+from audience_sync.state.diff import PlanCounts
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
+from audience_sync.state.statuses import ChangeAction, RunTrigger
 from audience_sync.state.tables import audiences, run_changes, snapshot_members
 
 
@@ -95,7 +97,9 @@ class VerifyJob(SyncJob):
 
     def repair(self, *, force: bool = False) -> VerifyReport:
         planner = RepairPlanner(self)
-        outcome = self._run_with(planner, trigger="repair", full=False, force=force, dry_run=False)
+        outcome = self._run_with(
+            planner, trigger=RunTrigger.REPAIR, full=False, force=force, dry_run=False
+        )
         return VerifyReport(audiences=planner.checks, run=outcome)
 
     def _read_and_measure(self, client: ListrakClient) -> list[AudienceCheck]:
@@ -138,11 +142,8 @@ class RepairPlanner:
         audience_id = run.audience_id
         run_id = ctx.run_id
         with ctx.engine.begin() as conn:
-            ledger.update_run_audience(
-                conn,
-                run_id,
-                audience_id,
-                source_description=f"repair: snapshot of run {found.snapshot_run}",
+            ledger.set_audience_source(
+                conn, run_id, audience_id, f"repair: snapshot of run {found.snapshot_run}"
             )
             drift.plan_repair(
                 conn, run_id=run_id, audience_id=audience_id, snapshot_run=found.snapshot_run
@@ -156,11 +157,11 @@ class RepairPlanner:
             )
             if planned:
                 _copy_snapshot(conn, found.snapshot_run, run_id, audience_id)
-            plan = snapshot.PlanCounts(
+            plan = PlanCounts(
                 snapshot=found.members,
                 confirmed_on_before=found.confirmed_on,
-                planned_on=int(planned.get("on", 0)),
-                planned_off=int(planned.get("off", 0)),
+                planned_on=int(planned.get(ChangeAction.ON, 0)),
+                planned_off=int(planned.get(ChangeAction.OFF, 0)),
                 parked_on=0,
                 parked_off=0,
             )
@@ -168,16 +169,17 @@ class RepairPlanner:
             run.verdict = check_guards(
                 plan, ctx.config.guards_for(run.settings), on_in_listrak=found.on_in_listrak
             )
-            ledger.update_run_audience(
+            ledger.record_audience_plan(
                 conn,
                 run_id,
                 audience_id,
-                status="planned",
-                snapshot_count=plan.snapshot,
-                confirmed_on_before=plan.confirmed_on_before,
-                planned_on=plan.planned_on,
-                planned_off=plan.planned_off,
-                unchanged_count=plan.snapshot - plan.planned_on,
+                ledger.AudiencePlan(
+                    snapshot_count=plan.snapshot,
+                    confirmed_on_before=plan.confirmed_on_before,
+                    planned_on=plan.planned_on,
+                    planned_off=plan.planned_off,
+                    unchanged_count=plan.snapshot - plan.planned_on,
+                ),
             )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from audience_sync.pipeline import planning, polling, submitting
-from audience_sync.state import confirm, snapshot
+from audience_sync.state import confirm, diff, staging
 
 _PROC_STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -58,8 +58,8 @@ class Probe:
 _WRAPPED: list[tuple[Any, str, str]] = [
     (planning, "stage_source", "stage_loop"),
     (planning, "normalize_chunk", "normalise"),
-    (snapshot, "stage_emails", "insert"),
-    (snapshot, "plan_changes", "diff"),
+    (staging, "stage_emails", "insert"),
+    (diff, "plan_changes", "diff"),
     (submitting, "submit_audience", "submit"),
     (polling.ImportPoller, "drain", "settle_loop"),
     (confirm, "stage_results", "confirm"),

@@ -41,6 +41,7 @@ from audience_sync.pipeline import SyncJob
 from audience_sync.sandbox.settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from audience_sync.state import migrate
 from audience_sync.state.db import make_engine
+from audience_sync.state.statuses import RunStatus, RunTrigger
 from audience_sync.state.tables import listrak_imports
 
 AUDIENCE = "bench_audience"
@@ -148,7 +149,7 @@ def run_scenarios(
         reset_peak_rss()
         with timing(probe):
             t0 = time.perf_counter()
-            outcome = job.run(trigger="manual", dry_run=dry_run)
+            outcome = job.run(trigger=RunTrigger.MANUAL, dry_run=dry_run)
             wall = time.perf_counter() - t0
         row = Row(
             scenario=name,
@@ -165,7 +166,7 @@ def run_scenarios(
             row.planned_on, row.planned_off = plan.planned_on, plan.planned_off
         result.rows.append(row)
         print(f"  {name}: {wall:.1f}s ({outcome.status})", flush=True)
-        if outcome.status not in ("succeeded", "planned"):
+        if outcome.status not in (RunStatus.SUCCEEDED, RunStatus.PLANNED):
             raise SystemExit(f"{name} ended {outcome.status}: {outcome.error}")
 
 

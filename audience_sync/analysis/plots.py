@@ -6,18 +6,21 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 
+from audience_sync.state.statuses import ChangeAction, ChangeStatus
+
 ON_COLOUR = "#2a9d8f"
 OFF_COLOUR = "#e76f51"
 
 
 def turned_on_off(counts: pd.DataFrame) -> pd.DataFrame:
     """Confirmed ``on`` and ``off`` changes per run from ``Ledger.change_counts()`` rows."""
-    confirmed = counts[counts["status"] == "confirmed"]
+    confirmed = counts[counts["status"] == ChangeStatus.CONFIRMED]
     table = confirmed.pivot_table(
         index="run_id", columns="action", values="contacts", aggfunc="sum", fill_value=0
     )
-    return table.reindex(columns=["on", "off"], fill_value=0).rename(
-        columns={"on": "turned_on", "off": "turned_off"}
+    on, off = ChangeAction.ON.value, ChangeAction.OFF.value
+    return table.reindex(columns=[on, off], fill_value=0).rename(
+        columns={on: "turned_on", off: "turned_off"}
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, func, or_, select, true
 
+from audience_sync.state.statuses import ChangeAction, ChangeStatus
 from audience_sync.state.tables import (
     audiences,
     listrak_imports,
@@ -17,9 +18,6 @@ from audience_sync.state.tables import (
     run_changes,
     sync_runs,
 )
-
-CONFIRMED = "confirmed"
-SKIPPED = "skipped"
 
 
 def last_run_id() -> Select[Any]:
@@ -116,14 +114,14 @@ def membership(*, audience: str, as_of_run: int | None) -> Select[Any]:
             latest_first.label("recency"),
         )
         .join(audiences, audiences.c.id == run_changes.c.audience_id)
-        .where(audiences.c.key == audience, run_changes.c.status == CONFIRMED)
+        .where(audiences.c.key == audience, run_changes.c.status == ChangeStatus.CONFIRMED)
     )
     if as_of_run is not None:
         confirmed = confirmed.where(run_changes.c.run_id <= as_of_run)
     latest = confirmed.subquery("latest")
     return (
         select(latest.c.email, latest.c.run_id.label("confirmed_run_id"))
-        .where(latest.c.recency == 1, latest.c.action == "on")
+        .where(latest.c.recency == 1, latest.c.action == ChangeAction.ON)
         .order_by(latest.c.email)
     )
 
@@ -145,13 +143,19 @@ def audience_sizes() -> Select[Any]:
             run_changes.c.action,
             previous.label("previous"),
         )
-        .where(run_changes.c.status == CONFIRMED)
+        .where(run_changes.c.status == ChangeStatus.CONFIRMED)
         .subquery("confirmed")
     )
     was = confirmed.c.previous
     delta = case(
-        (and_(confirmed.c.action == "on", or_(was.is_(None), was == "off")), 1),
-        (and_(confirmed.c.action == "off", was == "on"), -1),
+        (
+            and_(
+                confirmed.c.action == ChangeAction.ON,
+                or_(was.is_(None), was == ChangeAction.OFF),
+            ),
+            1,
+        ),
+        (and_(confirmed.c.action == ChangeAction.OFF, was == ChangeAction.ON), -1),
         else_=0,
     )
     deltas = (
@@ -197,7 +201,7 @@ def skipped(*, run_id: int | None, audience: str | None, reason: str | None) -> 
                 parked_contacts.c.email == run_changes.c.email,
             ),
         )
-        .where(*_change_filters(run_id, audience, None, SKIPPED))
+        .where(*_change_filters(run_id, audience, None, ChangeStatus.SKIPPED))
         .order_by(run_changes.c.run_id, audiences.c.key, run_changes.c.email)
     )
     if reason is not None:
@@ -210,9 +214,9 @@ def imports(*, run_id: int | None, audience: str | None) -> Select[Any]:
     per_import = (
         select(
             run_changes.c.import_id,
-            _count_status(CONFIRMED).label("confirmed"),
-            _count_status(SKIPPED).label("skipped"),
-            _count_status("failed").label("failed"),
+            _count_status(ChangeStatus.CONFIRMED).label("confirmed"),
+            _count_status(ChangeStatus.SKIPPED).label("skipped"),
+            _count_status(ChangeStatus.FAILED).label("failed"),
         )
         .where(run_changes.c.import_id.is_not(None))
         .group_by(run_changes.c.import_id)
@@ -313,5 +317,5 @@ def _change_filters(
     return filters
 
 
-def _count_status(status: str) -> ColumnElement[int]:
+def _count_status(status: ChangeStatus) -> ColumnElement[int]:
     return func.sum(case((run_changes.c.status == status, 1), else_=0))

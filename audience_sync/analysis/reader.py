@@ -17,6 +17,7 @@ from audience_sync.errors import AudienceSyncError
 from audience_sync.normalize import normalize_email
 from audience_sync.state.db import make_engine
 from audience_sync.state.migrate import ensure_current
+from audience_sync.state.statuses import ChangeStatus
 
 Run = int | Literal["last"] | None
 # Run ids that outer joins may leave empty: kept integers (pandas' nullable Int64), not floats.
@@ -189,7 +190,7 @@ class Ledger:
         0       1  first_time_shopper      on  NotOnList         5
         """
         counts = self.change_counts(run)
-        skipped = counts[counts["status"] == queries.SKIPPED]
+        skipped = counts[counts["status"] == ChangeStatus.SKIPPED]
         return skipped.drop(columns="status").reset_index(drop=True)
 
     def imports(self, run: Run = None, *, audience: str | None = None) -> pd.DataFrame:

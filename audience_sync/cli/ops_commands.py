@@ -22,9 +22,10 @@ from audience_sync.runlog import (
 )
 from audience_sync.scheduler import describe, serve
 from audience_sync.state.migrate import ensure_current
+from audience_sync.state.statuses import ChangeAction, ChangeStatus, RunStatus
 from audience_sync.verify import VerifyJob, VerifyReport, format_report
 
-CHANGE_STATUSES = ("planned", "submitted", "confirmed", "skipped", "failed", "aborted")
+CHANGE_STATUSES = [status.value for status in ChangeStatus]
 
 
 @click.command()
@@ -87,7 +88,7 @@ def verify(state: CliState, repair: bool, force: bool) -> None:
             click.echo(format_report(VerifyReport(audiences=job.checks)))
         print_run(job)
     assert report.run is not None
-    if report.run.status != "succeeded":
+    if report.run.status != RunStatus.SUCCEEDED:
         run = report.run
         raise CommandFailedError(f"repair run {run.run_id} {run.status}: {run.error}")
 
@@ -119,7 +120,7 @@ def history_command(state: CliState, limit: int) -> None:
 @click.command()
 @click.argument("run_id", metavar="RUN", type=int)
 @click.option("--audience", help="Only this audience key.")
-@click.option("--action", type=click.Choice(["on", "off"]))
+@click.option("--action", type=click.Choice([action.value for action in ChangeAction]))
 @click.option("--status", "change_status", type=click.Choice(CHANGE_STATUSES))
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--csv", "as_csv", is_flag=True, help="Every matching change as CSV on stdout.")

@@ -22,6 +22,7 @@ from audience_sync.report import (
     summarize_run,
 )
 from audience_sync.state import migrate
+from audience_sync.state.statuses import RunStatus, RunTrigger
 
 
 @click.group()
@@ -62,11 +63,14 @@ def run(state: CliState, full: bool, force: bool, reconcile: bool) -> None:
     job = state.job()
     try:
         outcome = job.run(
-            trigger="full" if full else "manual", full=full, force=force, reconcile=reconcile
+            trigger=RunTrigger.FULL if full else RunTrigger.MANUAL,
+            full=full,
+            force=force,
+            reconcile=reconcile,
         )
     finally:
         print_run(job)
-    if outcome.status != "succeeded":
+    if outcome.status != RunStatus.SUCCEEDED:
         raise CommandFailedError(f"run {outcome.run_id} {outcome.status}: {outcome.error}")
 
 

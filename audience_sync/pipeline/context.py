@@ -13,7 +13,7 @@ from tqdm import tqdm
 from audience_sync.config import AppConfig, AudienceSettings
 from audience_sync.guards import GuardVerdict
 from audience_sync.listrak.client import ListrakClient
-from audience_sync.state.snapshot import PlanCounts
+from audience_sync.state.diff import PlanCounts
 
 ClientFactory = Callable[[], ListrakClient]
 

@@ -32,10 +32,11 @@ from audience_sync.pipeline.outcomes import abort_audience, fail_audience, finis
 from audience_sync.pipeline.planning import Planner, SourcePlanner
 from audience_sync.pipeline.polling import ImportPoller
 from audience_sync.pipeline.resuming import close_interrupted_runs, resume_audience
-from audience_sync.state import confirm, ledger
+from audience_sync.state import changes, ledger
 from audience_sync.state.db import make_engine
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
+from audience_sync.state.statuses import AudienceStatus, RunStatus, RunTrigger
 
 logger = logging.getLogger("audience_sync.pipeline")
 
@@ -43,7 +44,7 @@ logger = logging.getLogger("audience_sync.pipeline")
 @dataclass
 class RunOutcome:
     run_id: int
-    status: str
+    status: RunStatus
     error: str | None = None
     audiences: list[AudienceRun] = field(default_factory=list)
 
@@ -70,7 +71,7 @@ class SyncJob:
     def run(
         self,
         *,
-        trigger: str = "manual",
+        trigger: RunTrigger = RunTrigger.MANUAL,
         full: bool = False,
         force: bool = False,
         dry_run: bool = False,
@@ -80,14 +81,14 @@ class SyncJob:
         that are on in Listrak but not members (see :mod:`audience_sync.state.drift`)."""
         return self._run_with(
             SourcePlanner(reconcile=reconcile),
-            trigger="plan" if dry_run else trigger,
+            trigger=RunTrigger.PLAN if dry_run else trigger,
             full=full,
             force=force,
             dry_run=dry_run,
         )
 
     def _run_with(
-        self, planner: Planner, *, trigger: str, full: bool, force: bool, dry_run: bool
+        self, planner: Planner, *, trigger: RunTrigger, full: bool, force: bool, dry_run: bool
     ) -> RunOutcome:
         ensure_current(self.engine)
         lease = self.config.settings.sync.lock_lease_seconds
@@ -126,7 +127,7 @@ class _Run:
     def __init__(self, ctx: RunContext, planner: Planner) -> None:
         self.ctx = ctx
         self.planner = planner
-        self.outcome = RunOutcome(run_id=ctx.run_id, status="running")
+        self.outcome = RunOutcome(run_id=ctx.run_id, status=RunStatus.RUNNING)
         self.steps: dict[str, float] = {}
 
     @contextmanager
@@ -159,7 +160,7 @@ class _Run:
             if tripped and not force:
                 self._abort(tripped)
             if dry_run:
-                return self._finish("planned")
+                return self._finish(RunStatus.PLANNED)
             with self.step("submit"):
                 for run in audiences:
                     if run.has_changes and not run.failed:
@@ -180,9 +181,9 @@ class _Run:
             # ever moved for accepted contacts; open imports stay open for the next run.
             message = _describe(exc)
             with ctx.engine.begin() as conn:
-                confirm.fail_unsent_changes(conn, ctx.run_id, f"run stopped: {message}")
-                ledger.finish_run(conn, ctx.run_id, status="failed", error=message)
-            self.outcome.status, self.outcome.error = "failed", message
+                changes.fail_unsent(conn, ctx.run_id, f"run stopped: {message}")
+                ledger.finish_run(conn, ctx.run_id, status=RunStatus.FAILED, error=message)
+            self.outcome.status, self.outcome.error = RunStatus.FAILED, message
             raise
 
     def _plan_when_ready(
@@ -216,14 +217,15 @@ class _Run:
         audiences = self.outcome.audiences
         not_synced = [a for a in audiences if a.failed or a.waiting_on is not None]
         if not not_synced:
-            return self._finish("succeeded")
+            return self._finish(RunStatus.SUCCEEDED)
         synced = len(audiences) - len(not_synced)
         reasons = "; ".join(f"{a.key}: {a.error or a.waiting_on}" for a in not_synced)
         return self._finish(
-            "failed", f"{synced} of {len(audiences)} audiences synced; not synced: {reasons}"
+            RunStatus.FAILED,
+            f"{synced} of {len(audiences)} audiences synced; not synced: {reasons}",
         )
 
-    def _finish(self, status: str, error: str | None = None) -> RunOutcome:
+    def _finish(self, status: RunStatus, error: str | None = None) -> RunOutcome:
         with self.ctx.engine.begin() as conn:
             ledger.finish_run(conn, self.ctx.run_id, status=status, error=error)
         self.outcome.status, self.outcome.error = status, error
@@ -236,16 +238,16 @@ class _Run:
         )
         ctx = self.ctx
         with ctx.engine.begin() as conn:
-            confirm.abort_planned_changes(conn, ctx.run_id)
+            changes.abort_unsent(conn, ctx.run_id, "guard abort: nothing was sent")
             for run in tripped:
-                ledger.update_run_audience(
+                ledger.set_audience_status(
                     conn,
                     ctx.run_id,
                     run.audience_id,
-                    status="aborted",
+                    AudienceStatus.ABORTED,
                     error=run.verdict.reason if run.verdict else None,
                 )
-        self._finish("aborted", reasons)
+        self._finish(RunStatus.ABORTED, reasons)
         raise GuardError(
             f"run {ctx.run_id} aborted by a guard, nothing was sent: {reasons} "
             "(use --force to override)"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from audience_sync.pipeline.context import AudienceRun, RunContext
-from audience_sync.state import confirm, ledger, snapshot
+from audience_sync.state import changes, ledger, staging
+from audience_sync.state.statuses import AudienceStatus
 
 logger = logging.getLogger("audience_sync.pipeline")
 
@@ -17,11 +18,9 @@ def fail_audience(ctx: RunContext, run: AudienceRun, message: str) -> None:
         run.error = message
     logger.error("audience.failed", extra={"audience": run.key, "error": message})
     with ctx.engine.begin() as conn:
-        confirm.fail_unsent_changes(
-            conn, ctx.run_id, f"not sent: {message}", audience_id=run.audience_id
-        )
-        ledger.update_run_audience(
-            conn, ctx.run_id, run.audience_id, status="failed", error=run.error
+        changes.fail_unsent(conn, ctx.run_id, f"not sent: {message}", audience_id=run.audience_id)
+        ledger.set_audience_status(
+            conn, ctx.run_id, run.audience_id, AudienceStatus.FAILED, error=run.error
         )
 
 
@@ -31,8 +30,8 @@ def wait_for_open_import(ctx: RunContext, run: AudienceRun, message: str) -> Non
     run.waiting_on = message
     logger.warning("audience.waiting", extra={"audience": run.key, "reason": message})
     with ctx.engine.begin() as conn:
-        ledger.update_run_audience(
-            conn, ctx.run_id, run.audience_id, status="waiting", error=message
+        ledger.set_audience_status(
+            conn, ctx.run_id, run.audience_id, AudienceStatus.WAITING, error=message
         )
 
 
@@ -42,14 +41,14 @@ def finish_audience(ctx: RunContext, run: AudienceRun) -> None:
     if run.failed or run.waiting_on is not None or run.plan is None:
         return
     with ctx.engine.connect() as conn:
-        unresolved = confirm.unresolved_changes(conn, ctx.run_id, run.audience_id)
+        unresolved = changes.unresolved(conn, ctx.run_id, run.audience_id)
     if unresolved:
         total = sum(unresolved.values())
         fail_audience(ctx, run, f"{total} change(s) not confirmed by Listrak (see `show`)")
         return
     with ctx.engine.begin() as conn:
-        ledger.update_run_audience(conn, ctx.run_id, run.audience_id, status="done")
-        snapshot.drop_snapshots_before(conn, run.audience_id, ctx.run_id)
+        ledger.set_audience_status(conn, ctx.run_id, run.audience_id, AudienceStatus.DONE)
+        staging.drop_snapshots_before(conn, run.audience_id, ctx.run_id)
 
 
 def abort_audience(ctx: RunContext, run: AudienceRun, reason: str) -> None:
@@ -58,7 +57,9 @@ def abort_audience(ctx: RunContext, run: AudienceRun, reason: str) -> None:
     run.error = f"guard: {reason}"
     logger.error("audience.aborted", extra={"audience": run.key, "reason": reason})
     with ctx.engine.begin() as conn:
-        confirm.abort_planned_changes(conn, ctx.run_id, audience_id=run.audience_id)
-        ledger.update_run_audience(
-            conn, ctx.run_id, run.audience_id, status="aborted", error=run.error
+        changes.abort_unsent(
+            conn, ctx.run_id, "guard abort: nothing was sent", audience_id=run.audience_id
+        )
+        ledger.set_audience_status(
+            conn, ctx.run_id, run.audience_id, AudienceStatus.ABORTED, error=run.error
         )

@@ -17,7 +17,7 @@ from audience_sync.pipeline.outcomes import fail_audience
 from audience_sync.readback import field_targets, read_back
 from audience_sync.sources import build_source
 from audience_sync.sources.base import MemberSource
-from audience_sync.state import drift, ledger, snapshot
+from audience_sync.state import diff, drift, ledger, staging
 from audience_sync.state.db import utcnow
 
 logger = logging.getLogger("audience_sync.pipeline")
@@ -80,13 +80,13 @@ class SourcePlanner:
             rows_read, invalid = stage_source(ctx, run, source)
         except SourceError as exc:
             with ctx.engine.begin() as conn:
-                snapshot.drop_staged(conn, ctx.run_id, run.audience_id)
+                staging.drop_staged(conn, ctx.run_id, run.audience_id)
             fail_audience(ctx, run, str(exc))
             return
         checkpoint("staged")
         cutoff = utcnow() - ctx.config.settings.sync.retry_skipped_after
         with ctx.engine.begin() as conn:
-            plan = snapshot.plan_changes(
+            plan = diff.plan_changes(
                 conn,
                 run_id=ctx.run_id,
                 audience_id=run.audience_id,
@@ -104,21 +104,21 @@ class SourcePlanner:
             run.verdict = check_guards(
                 plan, ctx.config.guards_for(audience), on_in_listrak=on_in_listrak
             )
-            ledger.update_run_audience(
+            ledger.record_audience_plan(
                 conn,
                 ctx.run_id,
                 run.audience_id,
-                status="planned",
-                rows_read=rows_read,
-                invalid_count=sum(invalid.values()),
-                invalid_reasons=invalid,
-                source_notes=source.notes,
-                snapshot_count=plan.snapshot,
-                confirmed_on_before=plan.confirmed_on_before,
-                planned_on=plan.planned_on,
-                planned_off=plan.planned_off,
-                unchanged_count=plan.unchanged,
-                parked_count=plan.parked_on + plan.parked_off,
+                ledger.AudiencePlan(
+                    rows_read=rows_read,
+                    invalid_reasons=invalid,
+                    source_notes=source.notes,
+                    snapshot_count=plan.snapshot,
+                    confirmed_on_before=plan.confirmed_on_before,
+                    planned_on=plan.planned_on,
+                    planned_off=plan.planned_off,
+                    unchanged_count=plan.unchanged,
+                    parked_count=plan.parked_on + plan.parked_off,
+                ),
             )
         logger.info(
             "audience.planned",
@@ -148,7 +148,7 @@ def stage_source(
         for raw in source.chunks(chunk_size):
             chunk = normalize_chunk(raw)
             with conn.begin():
-                snapshot.stage_emails(conn, ctx.run_id, run.audience_id, chunk.emails)
+                staging.stage_emails(conn, ctx.run_id, run.audience_id, chunk.emails)
             for reason, count in chunk.invalid.items():
                 invalid[reason] = invalid.get(reason, 0) + count
             rows_read += len(raw)

@@ -19,8 +19,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
-
 from audience_sync.errors import FatalListrakError, ListrakError, StopRunError
 from audience_sync.pipeline.context import AudienceRun, RunContext
 from audience_sync.pipeline.outcomes import fail_audience, wait_for_open_import
@@ -31,9 +29,9 @@ from audience_sync.pipeline.settling import (
     is_finished,
     settle_finished_import,
 )
-from audience_sync.state import confirm, ledger
+from audience_sync.state import changes, ledger
 from audience_sync.state.db import as_utc, utcnow
-from audience_sync.state.tables import listrak_imports, run_changes
+from audience_sync.state.statuses import ImportStatus, RunStatus
 
 logger = logging.getLogger("audience_sync.pipeline")
 
@@ -62,30 +60,13 @@ def close_interrupted_runs(ctx: RunContext) -> None:
     import that is no longer open, fail; the runs are marked ``interrupted``."""
     with ctx.engine.connect() as conn:
         running = [r for r in ledger.unfinished_runs(conn) if r != ctx.run_id]
-    open_import = (
-        select(listrak_imports.c.id)
-        .where(
-            listrak_imports.c.id == run_changes.c.import_id,
-            listrak_imports.c.status.in_(ledger.OPEN_IMPORT_STATUSES),
-        )
-        .exists()
-    )
     for run_id in running:
         with ctx.engine.begin() as conn:
-            confirm.fail_unsent_changes(conn, run_id, "run interrupted before submit")
-            conn.execute(
-                update(run_changes)
-                .where(
-                    run_changes.c.run_id == run_id,
-                    run_changes.c.status == "submitted",
-                    or_(run_changes.c.import_id.is_(None), and_(~open_import)),
-                )
-                .values(status="failed", reason="run interrupted")
-            )
+            changes.fail_interrupted(conn, run_id)
             ledger.finish_run(
                 conn,
                 run_id,
-                status="interrupted",
+                status=RunStatus.INTERRUPTED,
                 error="the process stopped mid-run; resolved by a later run",
             )
         logger.warning("resume.interrupted_run", extra={"run_id": run_id})
@@ -94,9 +75,9 @@ def close_interrupted_runs(ctx: RunContext) -> None:
 def _resolve(ctx: RunContext, row: Mapping[str, Any]) -> str | None:
     """Resolve one open import; returns why the audience must wait, or None when resolved."""
     logger.info("resume.import", extra={"file_name": row["file_name"]})
-    if row["status"] == "posting" or row["listrak_import_id"] is None:
+    if row["status"] == ImportStatus.POSTING or row["listrak_import_id"] is None:
         if not _found_by_name(ctx, row):
-            give_up_import(ctx, row, status="lost", reason="never reached Listrak")
+            give_up_import(ctx, row, status=ImportStatus.LOST, reason="never reached Listrak")
             return None
         row = import_row(ctx, int(row["id"]))
     list_id = int(row["list_id"])
@@ -106,7 +87,9 @@ def _resolve(ctx: RunContext, row: Mapping[str, Any]) -> str | None:
         if exc.status != 404 or isinstance(exc, StopRunError):
             raise
         if row["found_by_name"] or not _found_by_name(ctx, row):
-            give_up_import(ctx, row, status="lost", reason=f"Listrak no longer knows it ({exc})")
+            give_up_import(
+                ctx, row, status=ImportStatus.LOST, reason=f"Listrak no longer knows it ({exc})"
+            )
             return None
         row = import_row(ctx, int(row["id"]))
         status = ctx.client.import_status(list_id, str(row["listrak_import_id"]))
@@ -120,7 +103,7 @@ def _resolve(ctx: RunContext, row: Mapping[str, Any]) -> str | None:
         give_up_import(
             ctx,
             row,
-            status="abandoned",
+            status=ImportStatus.ABANDONED,
             reason=f"still {value or 'pending'} at Listrak after {abandon_after}; sent again",
         )
         return None
@@ -139,7 +122,7 @@ def _found_by_name(ctx: RunContext, row: Mapping[str, Any]) -> bool:
         ledger.update_import(
             conn,
             int(row["id"]),
-            status="submitted",
+            status=ImportStatus.SUBMITTED,
             listrak_import_id=found,
             found_by_name=True,
             submitted_at=utcnow(),

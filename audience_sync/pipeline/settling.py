@@ -12,13 +12,12 @@ from sqlalchemy import select
 from audience_sync.checkpoints import checkpoint
 from audience_sync.normalize import normalize_email
 from audience_sync.pipeline.context import RunContext
-from audience_sync.state import confirm, ledger
+from audience_sync.state import changes, confirm, ledger
 from audience_sync.state.db import utcnow
+from audience_sync.state.statuses import ImportStatus
 from audience_sync.state.tables import listrak_imports
 
 logger = logging.getLogger("audience_sync.pipeline")
-
-OPEN_STATUSES = ("posting", "submitted")
 
 
 def import_row(ctx: RunContext, import_row_id: int) -> Mapping[str, Any]:
@@ -37,17 +36,23 @@ def is_finished(ctx: RunContext, status: str | None, end_date: str | None) -> bo
     )
 
 
-def resolution(ctx: RunContext, row: Mapping[str, Any]) -> dict[str, Any]:
-    """Ledger values marking an import of an earlier run as resolved by this run."""
-    return {"resolved_run_id": ctx.run_id} if int(row["run_id"]) != ctx.run_id else {}
+def resolved_by(ctx: RunContext, row: Mapping[str, Any]) -> int | None:
+    """This run, when it resolves an import of an earlier run."""
+    return ctx.run_id if int(row["run_id"]) != ctx.run_id else None
 
 
-def give_up_import(ctx: RunContext, row: Mapping[str, Any], *, status: str, reason: str) -> None:
+def give_up_import(
+    ctx: RunContext, row: Mapping[str, Any], *, status: ImportStatus, reason: str
+) -> None:
     """``lost`` or ``abandoned``: its changes fail, so the next plan sends them again."""
     with ctx.engine.begin() as conn:
-        confirm.fail_import_changes(conn, int(row["id"]), reason)
+        changes.fail_import(conn, int(row["id"]), reason)
         ledger.update_import(
-            conn, int(row["id"]), status=status, error=reason, **resolution(ctx, row)
+            conn,
+            int(row["id"]),
+            status=status,
+            error=reason,
+            resolved_run_id=resolved_by(ctx, row),
         )
     logger.warning(f"import.{status}", extra={"file_name": row["file_name"], "reason": reason})
 
@@ -63,15 +68,15 @@ def settle_finished_import(ctx: RunContext, row: Mapping[str, Any], status: str)
     if status not in vocabulary.import_success:
         reason = f"import ended with status {status!r}"
         with ctx.engine.begin() as conn:
-            confirm.fail_import_changes(conn, import_row_id, reason)
+            changes.fail_import(conn, import_row_id, reason)
             ledger.update_import(
                 conn,
                 import_row_id,
-                status="failed",
+                status=ImportStatus.FAILED,
                 listrak_status=status,
                 finished_at=utcnow(),
                 error=reason,
-                **resolution(ctx, row),
+                resolved_run_id=resolved_by(ctx, row),
             )
         return
     summary = ctx.client.import_summary(list_id, listrak_id)
@@ -79,7 +84,7 @@ def settle_finished_import(ctx: RunContext, row: Mapping[str, Any], status: str)
         give_up_import(
             ctx,
             row,
-            status="lost",
+            status=ImportStatus.LOST,
             reason=(
                 f"the import named {row['file_name']} holds {summary.processedCount} rows, "
                 f"not {row['row_count']}: not this one"
@@ -95,7 +100,7 @@ def settle_finished_import(ctx: RunContext, row: Mapping[str, Any], status: str)
             import_row_id=import_row_id,
             run_id=int(row["run_id"]),
             audience_id=int(row["audience_id"]),
-            vocabulary=confirm.ResultVocabulary(
+            vocabulary=changes.ResultVocabulary(
                 accepted=vocabulary.contact_accepted, skipped=vocabulary.contact_skipped
             ),
             all_accepted=all_accepted,
@@ -103,11 +108,11 @@ def settle_finished_import(ctx: RunContext, row: Mapping[str, Any], status: str)
         ledger.update_import(
             conn,
             import_row_id,
-            status="finished",
+            status=ImportStatus.FINISHED,
             listrak_status=status,
             summary=summary.model_dump(),
             finished_at=utcnow(),
-            **resolution(ctx, row),
+            resolved_run_id=resolved_by(ctx, row),
         )
     for result, count in outcome.unknown_results.items():
         logger.warning(

@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from sqlalchemy import update
-
 from audience_sync.checkpoints import checkpoint
 from audience_sync.errors import (
     FatalListrakError,
@@ -19,9 +17,9 @@ from audience_sync.errors import (
 from audience_sync.listrak.routes import FieldValuesRoute, ListImportRoute, Part, SubmitRoute
 from audience_sync.pipeline.context import AudienceRun, RunContext
 from audience_sync.pipeline.polling import ImportPoller
-from audience_sync.state import confirm, ledger, snapshot
+from audience_sync.state import changes, diff, ledger
 from audience_sync.state.db import utcnow
-from audience_sync.state.tables import run_changes
+from audience_sync.state.statuses import AudienceStatus, ImportStatus
 
 logger = logging.getLogger("audience_sync.pipeline")
 
@@ -33,10 +31,10 @@ def submit_audience(ctx: RunContext, run: AudienceRun, poller: ImportPoller) -> 
     limit = route.initial_limit()
     next_number = 1
     with ctx.engine.begin() as conn:
-        ledger.update_run_audience(conn, ctx.run_id, run.audience_id, status="submitted")
+        ledger.set_audience_status(conn, ctx.run_id, run.audience_id, AudienceStatus.SUBMITTED)
     while True:
         with ctx.engine.connect() as reader:
-            rows = snapshot.changes_in_order(reader, ctx.run_id, run.audience_id)
+            rows = diff.changes_in_order(reader, ctx.run_id, run.audience_id)
             pairs: Iterator[tuple[str, str]] = ((r.email, r.action) for r in rows)
             for part in route.parts(pairs, limit=limit, first_number=next_number):
                 next_number = part.number + 1
@@ -102,6 +100,7 @@ def _check_list_exists(ctx: RunContext, run: AudienceRun) -> None:
 
 def _record_part(ctx: RunContext, run: AudienceRun, part: Part, route: str) -> int:
     audience = run.settings
+    assert audience.profile_field_id is not None  # planning fails an audience without one
     with ctx.engine.begin() as conn:
         import_row_id = ledger.record_import(
             conn,
@@ -117,7 +116,7 @@ def _record_part(ctx: RunContext, run: AudienceRun, part: Part, route: str) -> i
             row_count=part.row_count,
             byte_count=part.byte_count,
         )
-        confirm.assign_changes_to_import(
+        changes.assign_to_import(
             conn,
             run_id=ctx.run_id,
             audience_id=run.audience_id,
@@ -131,18 +130,14 @@ def _record_part(ctx: RunContext, run: AudienceRun, part: Part, route: str) -> i
 def _refused_part(ctx: RunContext, import_row_id: int, exc: ListrakError) -> None:
     reason = f"refused by Listrak: {exc}"
     with ctx.engine.begin() as conn:
-        confirm.fail_import_changes(conn, import_row_id, reason)
-        ledger.update_import(conn, import_row_id, status="failed", error=reason[:1000])
+        changes.fail_import(conn, import_row_id, reason)
+        ledger.update_import(conn, import_row_id, status=ImportStatus.FAILED, error=reason[:1000])
 
 
 def _release_part(ctx: RunContext, import_row_id: int, reason: str) -> None:
     with ctx.engine.begin() as conn:
-        conn.execute(
-            update(run_changes)
-            .where(run_changes.c.import_id == import_row_id)
-            .values(status="planned", import_id=None)
-        )
-        ledger.update_import(conn, import_row_id, status="failed", error=reason)
+        changes.release_import(conn, import_row_id)
+        ledger.update_import(conn, import_row_id, status=ImportStatus.FAILED, error=reason)
 
 
 def _mark_submitted(
@@ -152,7 +147,7 @@ def _mark_submitted(
         ledger.update_import(
             conn,
             import_row_id,
-            status="submitted",
+            status=ImportStatus.SUBMITTED,
             listrak_import_id=listrak_id,
             submitted_at=utcnow(),
         )

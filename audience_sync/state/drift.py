@@ -17,11 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, and_, exists, func, insert, literal, not_, or_, select
+from sqlalchemy import Select, and_, exists, func, literal, not_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CompoundSelect, Exists
 
+from audience_sync.state import changes
+from audience_sync.state.statuses import AudienceStatus, ChangeAction, RunStatus, RunTrigger
 from audience_sync.state.tables import (
     listrak_values,
     memberships,
@@ -36,7 +38,11 @@ CATEGORIES: dict[str, str] = {
     "member_not_on": "member, off or empty in Listrak",
     "stale_state": "Listrak right, confirmed state differs",
 }
-FIX: dict[str, str] = {"on_not_member": "off", "member_not_on": "on", "stale_state": "re-send"}
+FIX: dict[str, str] = {
+    "on_not_member": ChangeAction.OFF,
+    "member_not_on": ChangeAction.ON,
+    "stale_state": "re-send",
+}
 SAMPLE_SIZE = 5
 
 Rows = Select[tuple[str, str]] | CompoundSelect[tuple[str, str]]
@@ -68,7 +74,9 @@ class AudienceDrift:
 
 def latest_snapshot_run(conn: Connection, audience_id: int) -> int | None:
     """The newest snapshot a run actually acted on (not a dry run, not a guard-aborted one)."""
-    usable = or_(sync_runs.c.status == "succeeded", run_audiences.c.status == "done")
+    usable = or_(
+        sync_runs.c.status == RunStatus.SUCCEEDED, run_audiences.c.status == AudienceStatus.DONE
+    )
     query = (
         select(func.max(snapshot_members.c.run_id))
         .join(sync_runs, sync_runs.c.id == snapshot_members.c.run_id)
@@ -81,8 +89,10 @@ def latest_snapshot_run(conn: Connection, audience_id: int) -> int | None:
         )
         .where(
             snapshot_members.c.audience_id == audience_id,
-            sync_runs.c.trigger != "plan",
-            run_audiences.c.status.in_(("planned", "submitted", "done")),
+            sync_runs.c.trigger != RunTrigger.PLAN,
+            run_audiences.c.status.in_(
+                (AudienceStatus.PLANNED, AudienceStatus.SUBMITTED, AudienceStatus.DONE)
+            ),
             usable,
         )
     )
@@ -92,7 +102,7 @@ def latest_snapshot_run(conn: Connection, audience_id: int) -> int | None:
 
 def on_in_listrak(conn: Connection, audience_id: int) -> int:
     lv = listrak_values
-    query = select(lv.c.email).where(lv.c.audience_id == audience_id, lv.c.value == "on")
+    query = select(lv.c.email).where(lv.c.audience_id == audience_id, lv.c.value == ChangeAction.ON)
     return _count(conn, query.distinct())
 
 
@@ -114,21 +124,21 @@ class _Sets:
         lv = listrak_values.alias("lv_probe")
         conditions = [lv.c.audience_id == self.audience_id, lv.c.email == email]
         if on:
-            conditions.append(lv.c.value == "on")
+            conditions.append(lv.c.value == ChangeAction.ON)
         return exists().where(*conditions)
 
     def confirmed_on(self, email: ColumnElement[str]) -> Exists:
         return exists().where(
             memberships.c.audience_id == self.audience_id,
             memberships.c.email == email,
-            memberships.c.value == "on",
+            memberships.c.value == ChangeAction.ON,
         )
 
     def on_not_member(self) -> Select[tuple[str, str]]:
         lv = listrak_values
         return (
-            select(lv.c.email, literal("off"))
-            .where(lv.c.audience_id == self.audience_id, lv.c.value == "on")
+            select(lv.c.email, literal(ChangeAction.OFF.value))
+            .where(lv.c.audience_id == self.audience_id, lv.c.value == ChangeAction.ON)
             .where(not_(self.member(lv.c.email)))
             .distinct()
         )
@@ -142,21 +152,21 @@ class _Sets:
             return self.on_not_member()
         if name == "member_not_on":
             return (
-                select(sm.c.email, literal("on"))
+                select(sm.c.email, literal(ChangeAction.ON.value))
                 .where(sm.c.run_id == self.snapshot_run, sm.c.audience_id == self.audience_id)
                 .where(self.in_listrak(sm.c.email), not_(self.in_listrak(sm.c.email, on=True)))
                 .distinct()
             )
         if name == "stale_state":
             return (
-                select(lv.c.email, literal("on"))
-                .where(lv.c.audience_id == self.audience_id, lv.c.value == "on")
+                select(lv.c.email, literal(ChangeAction.ON.value))
+                .where(lv.c.audience_id == self.audience_id, lv.c.value == ChangeAction.ON)
                 .where(self.member(lv.c.email), not_(self.confirmed_on(lv.c.email)))
                 .distinct()
                 .union(
-                    select(m.c.email, literal("off")).where(
+                    select(m.c.email, literal(ChangeAction.OFF.value)).where(
                         m.c.audience_id == self.audience_id,
-                        m.c.value == "on",
+                        m.c.value == ChangeAction.ON,
                         not_(self.member(m.c.email)),
                         self.in_listrak(m.c.email),
                         not_(self.in_listrak(m.c.email, on=True)),
@@ -185,7 +195,7 @@ def measure(conn: Connection, audience_id: int, snapshot_run: int) -> AudienceDr
         confirmed_on=_count(
             conn,
             select(memberships.c.email).where(
-                memberships.c.audience_id == audience_id, memberships.c.value == "on"
+                memberships.c.audience_id == audience_id, memberships.c.value == ChangeAction.ON
             ),
         ),
         on_in_listrak=on_in_listrak(conn, audience_id),
@@ -206,10 +216,10 @@ def measure(conn: Connection, audience_id: int, snapshot_run: int) -> AudienceDr
 
 
 def plan_repair(conn: Connection, *, run_id: int, audience_id: int, snapshot_run: int) -> None:
-    """Insert every drifted contact's fix into ``run_changes`` (status ``planned``)."""
+    """Plan every drifted contact's fix."""
     sets = _Sets(audience_id, snapshot_run)
     for name in CATEGORIES:
-        _insert_changes(conn, run_id, audience_id, sets.category(name))
+        changes.plan_rows(conn, run_id=run_id, audience_id=audience_id, rows=sets.category(name))
 
 
 def plan_reconcile_offs(conn: Connection, *, run_id: int, audience_id: int) -> int:
@@ -222,24 +232,7 @@ def plan_reconcile_offs(conn: Connection, *, run_id: int, audience_id: int) -> i
         run_changes.c.email == listrak_values.c.email,
     )
     offs = sets.on_not_member().where(not_(already))
-    return _insert_changes(conn, run_id, audience_id, offs)
-
-
-def _insert_changes(conn: Connection, run_id: int, audience_id: int, rows: Rows) -> int:
-    source = rows.subquery()
-    result = conn.execute(
-        insert(run_changes).from_select(
-            ["run_id", "audience_id", "email", "action", "status"],
-            select(
-                literal(run_id),
-                literal(audience_id),
-                source.c.email,
-                source.c[1],
-                literal("planned"),
-            ),
-        )
-    )
-    return int(result.rowcount)
+    return changes.plan_rows(conn, run_id=run_id, audience_id=audience_id, rows=offs)
 
 
 def _describe(conn: Connection, sets: _Sets, emails: Sequence[str]) -> list[SampleRow]:

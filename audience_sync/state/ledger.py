@@ -9,26 +9,32 @@ import json
 import os
 import socket
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from audience_sync.errors import StateError
 from audience_sync.redaction import one_line_or_none
+from audience_sync.state import changes
 from audience_sync.state.db import utcnow
+from audience_sync.state.statuses import (
+    OPEN_IMPORT_STATUSES,
+    AudienceStatus,
+    ChangeStatus,
+    ImportStatus,
+    RunStatus,
+    RunTrigger,
+)
 from audience_sync.state.tables import (
     audiences,
     installation,
     listrak_imports,
     run_audiences,
-    run_changes,
     sync_runs,
 )
-
-RUN_UNFINISHED = "running"
-RUN_FINAL_STATUSES = ("succeeded", "failed", "aborted", "planned", "interrupted")
-OPEN_IMPORT_STATUSES = ("posting", "submitted")
 
 
 def installation_id(conn: Connection) -> str:
@@ -75,11 +81,11 @@ def upsert_audience(
     return int(result.inserted_primary_key[0])
 
 
-def create_run(conn: Connection, *, trigger: str) -> int:
+def create_run(conn: Connection, *, trigger: RunTrigger) -> int:
     result = conn.execute(
         insert(sync_runs).values(
             trigger=trigger,
-            status=RUN_UNFINISHED,
+            status=RunStatus.RUNNING,
             started_at=utcnow(),
             host=socket.gethostname(),
             pid=os.getpid(),
@@ -89,14 +95,10 @@ def create_run(conn: Connection, *, trigger: str) -> int:
     return int(result.inserted_primary_key[0])
 
 
-def finish_run(conn: Connection, run_id: int, *, status: str, error: str | None = None) -> None:
-    counts: dict[str, int] = dict(
-        conn.execute(
-            select(run_changes.c.status, func.count())
-            .where(run_changes.c.run_id == run_id)
-            .group_by(run_changes.c.status)
-        ).all()
-    )
+def finish_run(
+    conn: Connection, run_id: int, *, status: RunStatus, error: str | None = None
+) -> None:
+    counts = changes.count_by_status(conn, run_id=run_id)
     conn.execute(
         update(sync_runs)
         .where(sync_runs.c.id == run_id)
@@ -105,16 +107,18 @@ def finish_run(conn: Connection, run_id: int, *, status: str, error: str | None 
             finished_at=utcnow(),
             error=one_line_or_none(error),
             planned_count=sum(counts.values()),
-            confirmed_count=counts.get("confirmed", 0),
-            skipped_count=counts.get("skipped", 0),
-            failed_count=counts.get("failed", 0),
+            confirmed_count=counts.get(ChangeStatus.CONFIRMED, 0),
+            skipped_count=counts.get(ChangeStatus.SKIPPED, 0),
+            failed_count=counts.get(ChangeStatus.FAILED, 0),
         )
     )
 
 
 def unfinished_runs(conn: Connection) -> list[int]:
     rows = conn.execute(
-        select(sync_runs.c.id).where(sync_runs.c.status == RUN_UNFINISHED).order_by(sync_runs.c.id)
+        select(sync_runs.c.id)
+        .where(sync_runs.c.status == RunStatus.RUNNING)
+        .order_by(sync_runs.c.id)
     )
     return [int(r) for r in rows.scalars()]
 
@@ -122,16 +126,74 @@ def unfinished_runs(conn: Connection) -> list[int]:
 def start_run_audience(conn: Connection, run_id: int, audience_id: int, *, source: str) -> None:
     conn.execute(
         insert(run_audiences).values(
-            run_id=run_id, audience_id=audience_id, status="reading", source_description=source
+            run_id=run_id,
+            audience_id=audience_id,
+            status=AudienceStatus.READING,
+            source_description=source,
         )
     )
 
 
-def update_run_audience(conn: Connection, run_id: int, audience_id: int, **values: Any) -> None:
-    _redact_error(values)
-    for key in ("invalid_reasons", "source_notes"):
-        if key in values and not isinstance(values[key], str):
-            values[key] = json.dumps(values[key], sort_keys=True)
+@dataclass(frozen=True)
+class AudiencePlan:
+    """What planning one audience found, recorded on its run record (status ``planned``)."""
+
+    snapshot_count: int
+    confirmed_on_before: int
+    planned_on: int
+    planned_off: int
+    unchanged_count: int
+    parked_count: int = 0
+    rows_read: int = 0
+    invalid_reasons: Mapping[str, int] = field(default_factory=dict)
+    source_notes: Mapping[str, int] = field(default_factory=dict)
+
+
+def record_audience_plan(
+    conn: Connection, run_id: int, audience_id: int, plan: AudiencePlan
+) -> None:
+    _update_run_audience(
+        conn,
+        run_id,
+        audience_id,
+        {
+            "status": AudienceStatus.PLANNED,
+            "rows_read": plan.rows_read,
+            "invalid_count": sum(plan.invalid_reasons.values()),
+            "invalid_reasons": json.dumps(dict(plan.invalid_reasons), sort_keys=True),
+            "source_notes": json.dumps(dict(plan.source_notes), sort_keys=True),
+            "snapshot_count": plan.snapshot_count,
+            "confirmed_on_before": plan.confirmed_on_before,
+            "planned_on": plan.planned_on,
+            "planned_off": plan.planned_off,
+            "unchanged_count": plan.unchanged_count,
+            "parked_count": plan.parked_count,
+        },
+    )
+
+
+def set_audience_status(
+    conn: Connection,
+    run_id: int,
+    audience_id: int,
+    status: AudienceStatus,
+    *,
+    error: str | None = None,
+) -> None:
+    """Move one audience's run record to ``status``; ``error``, when given, says why."""
+    values: dict[str, object] = {"status": status}
+    if error is not None:
+        values["error"] = one_line_or_none(error)
+    _update_run_audience(conn, run_id, audience_id, values)
+
+
+def set_audience_source(conn: Connection, run_id: int, audience_id: int, description: str) -> None:
+    _update_run_audience(conn, run_id, audience_id, {"source_description": description})
+
+
+def _update_run_audience(
+    conn: Connection, run_id: int, audience_id: int, values: Mapping[str, object]
+) -> None:
     conn.execute(
         update(run_audiences)
         .where(run_audiences.c.run_id == run_id, run_audiences.c.audience_id == audience_id)
@@ -139,19 +201,69 @@ def update_run_audience(conn: Connection, run_id: int, audience_id: int, **value
     )
 
 
-def record_import(conn: Connection, **values: Any) -> int:
-    _redact_error(values)
+def record_import(
+    conn: Connection,
+    *,
+    run_id: int,
+    audience_id: int,
+    list_id: int,
+    field_id: int,
+    part: int,
+    route: str,
+    file_name: str,
+    first_email: str,
+    last_email: str,
+    row_count: int,
+    byte_count: int,
+) -> int:
+    """The ledger row of one import part, ``posting``, committed before its POST."""
     result = conn.execute(
-        insert(listrak_imports).values(status="posting", created_at=utcnow(), **values)
+        insert(listrak_imports).values(
+            status=ImportStatus.POSTING,
+            created_at=utcnow(),
+            run_id=run_id,
+            audience_id=audience_id,
+            list_id=list_id,
+            field_id=field_id,
+            part=part,
+            route=route,
+            file_name=file_name,
+            first_email=first_email,
+            last_email=last_email,
+            row_count=row_count,
+            byte_count=byte_count,
+        )
     )
     assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
 
 
-def update_import(conn: Connection, import_row_id: int, **values: Any) -> None:
-    _redact_error(values)
-    if "summary" in values and isinstance(values["summary"], Mapping):
-        values["summary"] = json.dumps(values["summary"], sort_keys=True)
+def update_import(
+    conn: Connection,
+    import_row_id: int,
+    *,
+    status: ImportStatus,
+    error: str | None = None,
+    listrak_import_id: str | None = None,
+    listrak_status: str | None = None,
+    summary: Mapping[str, Any] | None = None,
+    submitted_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    resolved_run_id: int | None = None,
+    found_by_name: bool | None = None,
+) -> None:
+    """Move an import to ``status``; every other value is written only when given."""
+    given: dict[str, object | None] = {
+        "error": one_line_or_none(error),
+        "listrak_import_id": listrak_import_id,
+        "listrak_status": listrak_status,
+        "summary": None if summary is None else json.dumps(summary, sort_keys=True),
+        "submitted_at": submitted_at,
+        "finished_at": finished_at,
+        "resolved_run_id": resolved_run_id,
+        "found_by_name": found_by_name,
+    }
+    values = {"status": status, **{k: v for k, v in given.items() if v is not None}}
     conn.execute(
         update(listrak_imports).where(listrak_imports.c.id == import_row_id).values(**values)
     )
@@ -168,8 +280,3 @@ def open_imports(conn: Connection, run_id: int) -> list[dict[str, Any]]:
         .order_by(listrak_imports.c.id)
     )
     return [dict(r._mapping) for r in rows]
-
-
-def _redact_error(values: dict[str, Any]) -> None:
-    if isinstance(values.get("error"), str):
-        values["error"] = one_line_or_none(values["error"])

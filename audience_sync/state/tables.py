@@ -1,13 +1,17 @@
 """The state schema, defined once as SQLAlchemy Core metadata (Alembic's ``target_metadata``).
 
-Tables are created only by the Alembic migrations in ``migrations/``.
+Tables are created only by the Alembic migrations in ``migrations/``. Every status, trigger and
+action column has a CHECK constraint built from its enum in :mod:`.statuses`.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Float,
@@ -21,17 +25,34 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from audience_sync.state.statuses import (
+    AudienceStatus,
+    ChangeAction,
+    ChangeStatus,
+    ImportStatus,
+    RunStatus,
+    RunTrigger,
+)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 EMAIL_LENGTH = 320
 TS = DateTime(timezone=True)
+
+
+def one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
+    """``column`` holds one of the enum's values; named ``ck_<table>_<column>``."""
+    allowed = ", ".join(f"'{value.value}'" for value in values)
+    return CheckConstraint(f'"{column}" IN ({allowed})', name=column)
+
 
 audiences = Table(
     "audiences",
@@ -49,9 +70,7 @@ sync_runs = Table(
     "sync_runs",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    # scheduled | manual | full | plan | repair
     Column("trigger", String(20), nullable=False),
-    # running | succeeded | failed | aborted | planned | interrupted
     Column("status", String(20), nullable=False),
     Column("started_at", TS, nullable=False),
     Column("finished_at", TS, nullable=True),
@@ -62,6 +81,8 @@ sync_runs = Table(
     Column("skipped_count", Integer, nullable=False, default=0),
     Column("failed_count", Integer, nullable=False, default=0),
     Column("error", Text, nullable=True),
+    one_of("trigger", RunTrigger),
+    one_of("status", RunStatus),
 )
 
 run_audiences = Table(
@@ -69,7 +90,6 @@ run_audiences = Table(
     metadata,
     Column("run_id", Integer, ForeignKey("sync_runs.id"), primary_key=True),
     Column("audience_id", Integer, ForeignKey("audiences.id"), primary_key=True),
-    # reading | planned | submitted | done | failed | aborted
     Column("status", String(20), nullable=False),
     Column("source_description", Text, nullable=False, default=""),
     Column("rows_read", BigInteger, nullable=False, default=0),
@@ -83,6 +103,7 @@ run_audiences = Table(
     Column("unchanged_count", BigInteger, nullable=False, default=0),
     Column("parked_count", BigInteger, nullable=False, default=0),
     Column("error", Text, nullable=True),
+    one_of("status", AudienceStatus),
 )
 
 # One row per (run, audience, email) read from the source; repeats across chunks are allowed and
@@ -118,6 +139,7 @@ parked_contacts = Table(
     Column("reason", String(100), nullable=False),
     Column("run_id", Integer, nullable=False),
     Column("parked_at", TS, nullable=False),
+    one_of("action", ChangeAction),
 )
 
 listrak_imports = Table(
@@ -135,7 +157,6 @@ listrak_imports = Table(
     Column("last_email", String(EMAIL_LENGTH), nullable=False),
     Column("row_count", Integer, nullable=False),
     Column("byte_count", BigInteger, nullable=False),
-    # posting | submitted | finished | failed | lost | abandoned
     Column("status", String(20), nullable=False),
     Column("listrak_import_id", String(64), nullable=True),
     Column("listrak_status", String(50), nullable=True),
@@ -148,6 +169,7 @@ listrak_imports = Table(
     Column("resolved_run_id", Integer, nullable=True),
     # Its Listrak id came from a look-up by file name, not from the POST's answer.
     Column("found_by_name", Boolean, nullable=False, default=False),
+    one_of("status", ImportStatus),
 )
 
 run_changes = Table(
@@ -156,13 +178,14 @@ run_changes = Table(
     Column("run_id", Integer, ForeignKey("sync_runs.id"), primary_key=True),
     Column("audience_id", Integer, ForeignKey("audiences.id"), primary_key=True),
     Column("email", String(EMAIL_LENGTH), primary_key=True),
-    Column("action", String(3), nullable=False),  # on | off
-    # planned | submitted | confirmed | skipped | failed | aborted (a guard stopped the run)
+    Column("action", String(3), nullable=False),
     Column("status", String(20), nullable=False),
     Column("reason", String(200), nullable=True),
     Column("import_id", Integer, ForeignKey("listrak_imports.id"), nullable=True),
     Index("ix_run_changes_import_id", "import_id"),
     Index("ix_run_changes_audience_email", "audience_id", "email"),
+    one_of("action", ChangeAction),
+    one_of("status", ChangeStatus),
 )
 
 # Per-contact answers read back from Listrak, staged so confirmation is one set-based statement.

@@ -106,13 +106,14 @@ def test_wrong_secret_exits_2_with_the_credentials_hint_and_without_echoing_it(
 def test_second_run_while_one_is_active_exits_4_naming_it(sqlite_harness: Harness) -> None:
     from audience_sync.state import ledger
     from audience_sync.state.lock import RunLock
+    from audience_sync.state.statuses import RunTrigger
 
     h = sqlite_harness
     h.add_contacts(subscribed=MEMBERS)
     h.add_audience("vip", 300, MEMBERS)
     config = str(h.write_config())
     with h.engine.begin() as conn:
-        run_id = ledger.create_run(conn, trigger="scheduled")
+        run_id = ledger.create_run(conn, trigger=RunTrigger.SCHEDULED)
     with RunLock(h.engine) as lock:
         lock.attach_run(run_id)
         result = cli("--config", config, "run", env=CREDENTIALS)

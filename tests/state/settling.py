@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.engine import Engine
 
-from audience_sync.state import confirm, ledger
+from audience_sync.state import changes, confirm, ledger
 
 ALL_EMAILS_FROM, ALL_EMAILS_TO = "", "\U0010ffff"
 
@@ -17,7 +17,7 @@ def settle_run(
     *,
     run_id: int,
     audience_id: int,
-    vocabulary: confirm.ResultVocabulary,
+    vocabulary: changes.ResultVocabulary,
     results: Iterable[tuple[str, str]] | None,
 ) -> None:
     """``results``: per-contact ``(email, result)`` answers, or None when the summary said
@@ -37,7 +37,7 @@ def settle_run(
             row_count=0,
             byte_count=0,
         )
-        confirm.assign_changes_to_import(
+        changes.assign_to_import(
             conn,
             run_id=run_id,
             audience_id=audience_id,

@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 
 from audience_sync.listrak.imports import build_import_file, split_into_parts
 from audience_sync.normalize import normalize_email
-from audience_sync.state import ledger, snapshot
+from audience_sync.state import ledger, staging
+from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import snapshot_members
 
 _ANY_TEXT = st.text(st.characters(codec=None), min_size=1, max_size=12)
@@ -33,11 +34,11 @@ _RAW = st.builds(
 
 def _stage_and_read_back(engine: Engine, email: str) -> list[str]:
     with engine.begin() as conn:
-        run_id = ledger.create_run(conn, trigger="manual")
+        run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
         audience_id = ledger.upsert_audience(
             conn, key="probe", list_id=1, field_id=None, source="test"
         )
-        snapshot.stage_emails(conn, run_id, audience_id, [email])
+        staging.stage_emails(conn, run_id, audience_id, [email])
         stored = list(
             conn.execute(
                 select(snapshot_members.c.email).where(snapshot_members.c.run_id == run_id)

@@ -10,13 +10,14 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
 
-from audience_sync.state import confirm, ledger, snapshot
+from audience_sync.state import changes, diff, ledger, staging
 from audience_sync.state.db import utcnow
+from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import memberships, metadata, run_changes
 from tests.state.settling import settle_run
 
 EMAILS = [f"p{i}@example.com" for i in range(10)]
-VOCABULARY = confirm.ResultVocabulary(accepted=["Updated"], skipped=["NotSubscribed"])
+VOCABULARY = changes.ResultVocabulary(accepted=["Updated"], skipped=["NotSubscribed"])
 OUTCOME_RESULT = {"accepted": "Updated", "skipped": "NotSubscribed", "unknown": "Mystery"}
 
 confirmed_states = st.dictionaries(st.sampled_from(EMAILS), st.sampled_from(["on", "off"]))
@@ -35,8 +36,8 @@ def reset(engine: Engine) -> None:
 
 def new_run(engine: Engine, audience_id: int, members: set[str]) -> int:
     with engine.begin() as conn:
-        run_id = ledger.create_run(conn, trigger="manual")
-        snapshot.stage_emails(conn, run_id, audience_id, sorted(members))
+        run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
+        staging.stage_emails(conn, run_id, audience_id, sorted(members))
     return run_id
 
 
@@ -44,7 +45,7 @@ def planned(
     engine: Engine, run_id: int, audience_id: int, retry_after: timedelta
 ) -> dict[str, str]:
     with engine.begin() as conn:
-        snapshot.plan_changes(
+        diff.plan_changes(
             conn,
             run_id=run_id,
             audience_id=audience_id,

@@ -7,12 +7,14 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from audience_sync.state import confirm, ledger, snapshot
+from audience_sync.state import diff, ledger, staging
+from audience_sync.state.changes import ResultVocabulary
 from audience_sync.state.db import utcnow
+from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import memberships, parked_contacts, run_changes
 from tests.state.settling import settle_run
 
-VOCABULARY = confirm.ResultVocabulary(accepted=["Updated"], skipped=["NotSubscribed", "NotOnList"])
+VOCABULARY = ResultVocabulary(accepted=["Updated"], skipped=["NotSubscribed", "NotOnList"])
 
 
 def new_run(engine: Engine, emails: list[str], audience_key: str = "vip") -> tuple[int, int]:
@@ -20,11 +22,11 @@ def new_run(engine: Engine, emails: list[str], audience_key: str = "vip") -> tup
         audience_id = ledger.upsert_audience(
             conn, key=audience_key, list_id=1, field_id=2, source="test"
         )
-        run_id = ledger.create_run(conn, trigger="manual")
+        run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
         ledger.start_run_audience(conn, run_id, audience_id, source="test")
         # staged in two chunks with a repeat across them
-        snapshot.stage_emails(conn, run_id, audience_id, emails[: len(emails) // 2 + 1])
-        snapshot.stage_emails(conn, run_id, audience_id, emails[len(emails) // 2 :])
+        staging.stage_emails(conn, run_id, audience_id, emails[: len(emails) // 2 + 1])
+        staging.stage_emails(conn, run_id, audience_id, emails[len(emails) // 2 :])
     return run_id, audience_id
 
 
@@ -35,9 +37,9 @@ def plan(
     *,
     full: bool = False,
     retry_after: timedelta = timedelta(hours=24),
-) -> snapshot.PlanCounts:
+) -> diff.PlanCounts:
     with engine.begin() as conn:
-        return snapshot.plan_changes(
+        return diff.plan_changes(
             conn,
             run_id=run_id,
             audience_id=audience_id,

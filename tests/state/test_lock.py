@@ -21,12 +21,13 @@ from audience_sync.errors import AudienceSyncError, LockLostError, RunInProgress
 from audience_sync.state import ledger, migrate
 from audience_sync.state.db import as_utc, make_engine, utcnow
 from audience_sync.state.lock import ADVISORY_LOCK_KEY, LeaseHolder, RunLock, may_take_over
+from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import run_lock
 
 
 def test_second_holder_is_refused_naming_the_run(engine: Engine) -> None:
     with engine.begin() as conn:
-        run_id = ledger.create_run(conn, trigger="manual")
+        run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
     with RunLock(engine) as lock:
         lock.attach_run(run_id)
         with pytest.raises(RunInProgressError) as caught:

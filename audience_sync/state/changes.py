@@ -1,0 +1,278 @@
+"""Every transition of a contact's change (``run_changes``), and nothing else writes its status.
+
+    (diff, repair)   -> planned
+    planned          -> submitted   an import part carries it (its email range)
+    submitted        -> planned     the part was refused for its size and is split again
+    submitted        -> confirmed | skipped | failed   Listrak's answer for the contact
+    planned|submitted-> failed      its import failed, was lost or abandoned
+    planned          -> failed      never sent (the audience or run failed, the run died)
+    submitted        -> failed      its run died and no open import carries it
+    planned          -> aborted     a guard stopped the run
+
+A failed change stays unconfirmed, so the next run's diff plans it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, exists, func, literal, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import CompoundSelect, Exists
+
+from audience_sync.redaction import one_line
+from audience_sync.state.statuses import (
+    OPEN_IMPORT_STATUSES,
+    UNRESOLVED_CHANGE_STATUSES,
+    ChangeAction,
+    ChangeStatus,
+)
+from audience_sync.state.tables import import_results, listrak_imports, run_changes
+
+REASON_LENGTH = 200
+
+# ``(email, action)`` rows to plan, each email once.
+ChangeRows = Select[tuple[str, str]] | CompoundSelect[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class ResultVocabulary:
+    """Listrak's per-contact import results, by what they mean for a change."""
+
+    accepted: Sequence[str]
+    skipped: Sequence[str]
+
+
+def plan(
+    conn: Connection,
+    *,
+    run_id: int,
+    audience_id: int,
+    emails: Select[tuple[str]],
+    action: ChangeAction,
+) -> int:
+    """Plan sending ``action`` to every email ``emails`` selects (each once)."""
+    rows = emails.add_columns(
+        literal(run_id),
+        literal(audience_id),
+        literal(action.value),
+        literal(ChangeStatus.PLANNED.value),
+    )
+    result = conn.execute(
+        run_changes.insert().from_select(
+            ["email", "run_id", "audience_id", "action", "status"], rows
+        )
+    )
+    return int(result.rowcount)
+
+
+def plan_rows(conn: Connection, *, run_id: int, audience_id: int, rows: ChangeRows) -> int:
+    """Plan every ``(email, action)`` row."""
+    source = rows.subquery()
+    result = conn.execute(
+        run_changes.insert().from_select(
+            ["run_id", "audience_id", "email", "action", "status"],
+            select(
+                literal(run_id),
+                literal(audience_id),
+                source.c.email,
+                source.c[1],
+                literal(ChangeStatus.PLANNED.value),
+            ),
+        )
+    )
+    return int(result.rowcount)
+
+
+def assign_to_import(
+    conn: Connection,
+    *,
+    run_id: int,
+    audience_id: int,
+    import_row_id: int,
+    first_email: str,
+    last_email: str,
+) -> int:
+    """The planned changes an import part carries (its email range) become ``submitted``."""
+    result = conn.execute(
+        update(run_changes)
+        .where(
+            run_changes.c.run_id == run_id,
+            run_changes.c.audience_id == audience_id,
+            run_changes.c.status == ChangeStatus.PLANNED,
+            run_changes.c.email >= first_email,
+            run_changes.c.email <= last_email,
+        )
+        .values(status=ChangeStatus.SUBMITTED, import_id=import_row_id)
+    )
+    return int(result.rowcount)
+
+
+def release_import(conn: Connection, import_row_id: int) -> None:
+    """A part refused before Listrak applied anything: its changes are planned again, to be
+    carried by smaller parts."""
+    conn.execute(
+        update(run_changes)
+        .where(run_changes.c.import_id == import_row_id)
+        .values(status=ChangeStatus.PLANNED, import_id=None)
+    )
+
+
+def settle_import(
+    conn: Connection, import_row_id: int, vocabulary: ResultVocabulary, *, all_accepted: bool
+) -> None:
+    """Resolve every ``submitted`` change of one finished import.
+
+    ``all_accepted``: Listrak's summary says every row was applied. Otherwise each change is
+    resolved by its result staged in ``import_results``: accepted -> confirmed, skipped ->
+    skipped (the result is the reason), anything else or none -> failed.
+    """
+    mine = and_(
+        run_changes.c.import_id == import_row_id,
+        run_changes.c.status == ChangeStatus.SUBMITTED,
+    )
+    if all_accepted:
+        conn.execute(
+            update(run_changes).where(mine).values(status=ChangeStatus.CONFIRMED, reason=None)
+        )
+        return
+
+    def result_in(values: Sequence[str]) -> Exists:
+        return exists().where(
+            import_results.c.import_id == import_row_id,
+            import_results.c.email == run_changes.c.email,
+            import_results.c.result.in_(list(values)),
+        )
+
+    result_of = (
+        select(import_results.c.result)
+        .where(
+            import_results.c.import_id == import_row_id,
+            import_results.c.email == run_changes.c.email,
+        )
+        .scalar_subquery()
+    )
+    conn.execute(
+        update(run_changes)
+        .where(mine, result_in(vocabulary.accepted))
+        .values(status=ChangeStatus.CONFIRMED, reason=None)
+    )
+    conn.execute(
+        update(run_changes)
+        .where(mine, result_in(vocabulary.skipped))
+        .values(status=ChangeStatus.SKIPPED, reason=result_of)
+    )
+    any_result = exists().where(
+        import_results.c.import_id == import_row_id,
+        import_results.c.email == run_changes.c.email,
+    )
+    conn.execute(
+        update(run_changes)
+        .where(mine, any_result)
+        .values(status=ChangeStatus.FAILED, reason=literal("unknown import result: ") + result_of)
+    )
+    conn.execute(
+        update(run_changes)
+        .where(mine)
+        .values(status=ChangeStatus.FAILED, reason="Listrak reported no result for this contact")
+    )
+
+
+def fail_import(conn: Connection, import_row_id: int, reason: str) -> int:
+    """The import failed, was lost or abandoned: its unresolved changes fail."""
+    result = conn.execute(
+        update(run_changes)
+        .where(
+            run_changes.c.import_id == import_row_id,
+            run_changes.c.status.in_((ChangeStatus.PLANNED, ChangeStatus.SUBMITTED)),
+        )
+        .values(status=ChangeStatus.FAILED, reason=one_line(reason, limit=REASON_LENGTH))
+    )
+    return int(result.rowcount)
+
+
+def fail_unsent(
+    conn: Connection, run_id: int, reason: str, *, audience_id: int | None = None
+) -> int:
+    """Planned changes never sent (of one audience, or of the whole run) fail."""
+    where = [run_changes.c.run_id == run_id, run_changes.c.status == ChangeStatus.PLANNED]
+    if audience_id is not None:
+        where.append(run_changes.c.audience_id == audience_id)
+    result = conn.execute(
+        update(run_changes)
+        .where(*where)
+        .values(status=ChangeStatus.FAILED, reason=one_line(reason, limit=REASON_LENGTH))
+    )
+    return int(result.rowcount)
+
+
+def abort_unsent(
+    conn: Connection, run_id: int, reason: str, *, audience_id: int | None = None
+) -> int:
+    """A guard stopped the run (or one audience) before anything was sent: its planned changes
+    are aborted."""
+    where = [run_changes.c.run_id == run_id, run_changes.c.status == ChangeStatus.PLANNED]
+    if audience_id is not None:
+        where.append(run_changes.c.audience_id == audience_id)
+    result = conn.execute(
+        update(run_changes)
+        .where(*where)
+        .values(status=ChangeStatus.ABORTED, reason=one_line(reason, limit=REASON_LENGTH))
+    )
+    return int(result.rowcount)
+
+
+def fail_interrupted(conn: Connection, run_id: int) -> int:
+    """A run whose process died: what it never sent, or sent in an import no longer open,
+    fails. Changes of its imports still open stay ``submitted`` for whoever settles them."""
+    fail_unsent(conn, run_id, "run interrupted before submit")
+    open_import = (
+        select(listrak_imports.c.id)
+        .where(
+            listrak_imports.c.id == run_changes.c.import_id,
+            listrak_imports.c.status.in_(OPEN_IMPORT_STATUSES),
+        )
+        .exists()
+    )
+    result = conn.execute(
+        update(run_changes)
+        .where(
+            run_changes.c.run_id == run_id,
+            run_changes.c.status == ChangeStatus.SUBMITTED,
+            or_(run_changes.c.import_id.is_(None), and_(~open_import)),
+        )
+        .values(status=ChangeStatus.FAILED, reason="run interrupted")
+    )
+    return int(result.rowcount)
+
+
+def count_by_status(
+    conn: Connection, *, run_id: int | None = None, import_row_id: int | None = None
+) -> dict[ChangeStatus, int]:
+    """Changes of a run or of one import, counted by status."""
+    where: list[ColumnElement[bool]] = []
+    if run_id is not None:
+        where.append(run_changes.c.run_id == run_id)
+    if import_row_id is not None:
+        where.append(run_changes.c.import_id == import_row_id)
+    rows = conn.execute(
+        select(run_changes.c.status, func.count()).where(*where).group_by(run_changes.c.status)
+    ).all()
+    return {ChangeStatus(status): int(count) for status, count in rows}
+
+
+def unresolved(conn: Connection, run_id: int, audience_id: int) -> dict[ChangeStatus, int]:
+    """Changes of one audience in a run that Listrak has not confirmed or skipped, by status."""
+    rows = conn.execute(
+        select(run_changes.c.status, func.count())
+        .where(
+            run_changes.c.run_id == run_id,
+            run_changes.c.audience_id == audience_id,
+            run_changes.c.status.in_(UNRESOLVED_CHANGE_STATUSES),
+        )
+        .group_by(run_changes.c.status)
+    ).all()
+    return {ChangeStatus(status): int(count) for status, count in rows}
