@@ -107,7 +107,7 @@ def test_payloads_mask_emails_tokens_secrets_and_url_passwords(fmt: str) -> None
 
 
 def test_mask_keeps_the_url_but_not_its_password() -> None:
-    assert mask("https://user:pw@host/p") == "https://user:[redacted]@host/p"
+    assert mask("https://user:pw@host/p") == "https://user:***@host/p"
 
 
 def test_slack_text_escapes_what_slack_would_read_as_markup() -> None:

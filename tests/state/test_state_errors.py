@@ -87,7 +87,7 @@ def test_full_sqlite_database_says_disk_full(sqlite_path: Path) -> None:
             with pytest.raises(StateError) as caught:
                 conn.execute(
                     insert(sync_runs).values(
-                        trigger="x" * 100_000, status="running", started_at=utcnow()
+                        trigger="manual", status="running", started_at=utcnow(), error="x" * 100_000
                     )
                 )
     finally:
