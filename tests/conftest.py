@@ -66,11 +66,16 @@ def sqlite_database_url(tmp_path: object) -> str:
     return f"sqlite:///{tmp_path}/state.db"
 
 
+def backend_url(request: pytest.FixtureRequest) -> str:
+    """The database of the backend named by the fixture's parameter."""
+    fixture = "sqlite_database_url" if request.param == "sqlite" else "pg_database_url"
+    return str(request.getfixturevalue(fixture))
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest) -> str:
     """Parametrises a test over both state backends."""
-    fixture = "sqlite_database_url" if request.param == "sqlite" else "pg_database_url"
-    return str(request.getfixturevalue(fixture))
+    return backend_url(request)
 
 
 @pytest.fixture
