@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# pytest-xdist workers for the fast suite; most tests wait on subprocesses, HTTP and databases,
+# so more workers than cores pays.
+WORKERS ?= 4
 
-.PHONY: demo test test-fast lint typecheck bench bench-latency clean
+.PHONY: demo test test-fast test-slow lint typecheck bench bench-latency clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +19,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/audience-sync demo --workdir demo
 
-test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# lint, type checks and the fast suite (every test not marked slow), in parallel
+test: $(STAMP) lint typecheck test-fast
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n $(WORKERS) $(PYTEST_ARGS)
+
+# the tests marked slow (scale, wheel install, ...), one at a time: the scale tests each hold
+# a 1M-contact sandbox and measure the job's peak memory
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check audience_sync tests migrations bench

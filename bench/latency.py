@@ -30,6 +30,7 @@ from audience_sync.sandbox import SandboxServer, SandboxSettings
 from audience_sync.sandbox.settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Faults
 from audience_sync.state import migrate
 from audience_sync.state.db import make_engine
+from audience_sync.state.statuses import RunTrigger
 
 LIST_ID = 100
 FIRST_FIELD_ID = 300
@@ -100,7 +101,7 @@ def measure(
         migrate.upgrade(engine)
         job = SyncJob(config, engine=engine, client_factory=client_factory(config, requests))
         started = time.perf_counter()
-        outcome = job.run(trigger="manual")
+        outcome = job.run(trigger=RunTrigger.MANUAL)
         wall = time.perf_counter() - started
     finally:
         engine.dispose()

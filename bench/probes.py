@@ -11,7 +11,7 @@ import contextlib
 import functools
 import gc
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 @dataclass
 class Probe:
-    inclusive: Counter[str] = field(default_factory=Counter)
+    inclusive: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     requests: Counter[str] = field(default_factory=Counter)
 
     def reset(self) -> None:
@@ -42,7 +42,7 @@ class Probe:
 
     def stages(self, wall: float) -> dict[str, float]:
         t = self.inclusive
-        stages = {
+        stages: dict[str, float] = {
             "read": t["stage_loop"] - t["normalise"] - t["insert"],
             "normalise": t["normalise"],
             "stage": t["insert"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -11,12 +12,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import QueuePool
 
-from audience_sync.sandbox import SandboxServer, SandboxSettings
-from audience_sync.sandbox.settings import Faults
+from audience_sync.sandbox import SandboxServer
 from audience_sync.state import migrate
 from audience_sync.state.db import make_engine
-from tests.harness import LIST_ID, Harness
+from tests.harness import LIST_ID, QUICK_IMPORT_SECONDS, Harness
 
 PG_ADMIN_URL = os.environ.get(
     "AUDIENCE_SYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -25,7 +26,11 @@ PG_ADMIN_URL = os.environ.get(
 BACKENDS = ["sqlite", "postgresql"]
 
 
-def _pg_reachable() -> str | None:
+@functools.cache
+def pg_problem() -> str | None:
+    """Why the PostgreSQL server at ``AUDIENCE_SYNC_TEST_PG_URL`` cannot be used, or None.
+
+    The one probe of the suite, asked once per test process."""
     engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
     try:
         with engine.connect():
@@ -34,16 +39,6 @@ def _pg_reachable() -> str | None:
         return f"PostgreSQL not reachable at {make_url(PG_ADMIN_URL).host}: {exc.orig}"
     finally:
         engine.dispose()
-
-
-_PG_PROBLEM: str | bool | None = False
-
-
-def pg_problem() -> str | None:
-    global _PG_PROBLEM
-    if _PG_PROBLEM is False:
-        _PG_PROBLEM = _pg_reachable()
-    return _PG_PROBLEM  # type: ignore[return-value]
 
 
 @pytest.fixture
@@ -71,11 +66,16 @@ def sqlite_database_url(tmp_path: object) -> str:
     return f"sqlite:///{tmp_path}/state.db"
 
 
+def backend_url(request: pytest.FixtureRequest) -> str:
+    """The database of the backend named by the fixture's parameter."""
+    fixture = "sqlite_database_url" if request.param == "sqlite" else "pg_database_url"
+    return str(request.getfixturevalue(fixture))
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest) -> str:
     """Parametrises a test over both state backends."""
-    fixture = "sqlite_database_url" if request.param == "sqlite" else "pg_database_url"
-    return str(request.getfixturevalue(fixture))
+    return backend_url(request)
 
 
 @pytest.fixture
@@ -84,35 +84,45 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     yield engine
-    checked_out = engine.pool.checkedout()  # type: ignore[attr-defined]
+    pool = engine.pool
+    assert isinstance(pool, QueuePool), pool
+    checked_out = pool.checkedout()
     engine.dispose()
     assert checked_out == 0, f"{checked_out} connection(s) left checked out"
 
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[SandboxServer]:
-    settings = SandboxSettings(faults=Faults(import_delay_seconds=0.05))
-    with SandboxServer(settings) as server:
+    """One sandbox per test process (each xdist worker has its own, on a free port)."""
+    with SandboxServer() as server:
         yield server
 
 
 @pytest.fixture
 def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
+    """The sandbox reset to its start-up state: no lists, tokens or imports, default faults."""
     sandbox_server.world.reset()
-    sandbox_server.world.add_list(LIST_ID, "Main list")
     return sandbox_server
 
 
 @pytest.fixture
-def harness(tmp_path: Path, sandbox: SandboxServer, database_url: str) -> Iterator[Harness]:
+def listrak_account(sandbox: SandboxServer) -> SandboxServer:
+    """The sandbox holding the main list ``LIST_ID``, its imports finishing after 50 ms."""
+    sandbox.world.add_list(LIST_ID, "Main list")
+    sandbox.world.set_faults(import_delay_seconds=QUICK_IMPORT_SECONDS)
+    return sandbox
+
+
+@pytest.fixture
+def harness(tmp_path: Path, listrak_account: SandboxServer, database_url: str) -> Iterator[Harness]:
     """Parametrised over SQLite and PostgreSQL through ``database_url``."""
-    h = Harness(root=tmp_path, sandbox=sandbox, state_url=database_url)
+    h = Harness(root=tmp_path, sandbox=listrak_account, state_url=database_url)
     yield h
     h.close()
 
 
 @pytest.fixture
-def sqlite_harness(tmp_path: Path, sandbox: SandboxServer) -> Iterator[Harness]:
-    h = Harness(root=tmp_path, sandbox=sandbox, state_url=f"sqlite:///{tmp_path}/state.db")
+def sqlite_harness(tmp_path: Path, listrak_account: SandboxServer) -> Iterator[Harness]:
+    h = Harness(root=tmp_path, sandbox=listrak_account, state_url=f"sqlite:///{tmp_path}/state.db")
     yield h
     h.close()

@@ -21,6 +21,7 @@ from audience_sync.state.tables import memberships, run_changes
 LIST_ID = 100
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"
+QUICK_IMPORT_SECONDS = 0.05  # how long the sandbox takes over an import in these tests
 
 FAST_LISTRAK = {
     "poll_interval_seconds": 0.02,

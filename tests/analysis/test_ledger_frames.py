@@ -25,6 +25,8 @@ from audience_sync.state.tables import (
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Patch, Rectangle
 
 
 @dataclass
@@ -240,7 +242,7 @@ def test_unknown_run_or_audience_is_named_not_answered_empty(story: Story) -> No
     with pytest.raises(NotInLedgerError, match="no audience"):
         story.ledger.membership("vpi")
     with pytest.raises(TypeError, match="run must be"):
-        story.ledger.changes("first")  # type: ignore[arg-type]
+        story.ledger.changes("first")  # type: ignore[arg-type]  # the wrong type on purpose
 
 
 def test_membership_as_of_each_run_rebuilt_from_confirmed_changes(story: Story) -> None:
@@ -265,9 +267,9 @@ def test_audience_sizes_count_flips_only_and_agree_with_membership(story: Story)
     sizes = story.ledger.audience_sizes()
     table = sizes.pivot(index="run_id", columns="audience", values="members")
     assert table.to_dict("list") == {"new": [0, 1, 1, 1], "vip": [2, 2, 2, 3]}
-    for row in sizes.itertuples():
-        rebuilt = story.ledger.membership(str(row.audience), as_of_run=int(row.run_id))
-        assert len(rebuilt) == row.members
+    for audience, run_id, members in sizes[["audience", "run_id", "members"]].values.tolist():
+        rebuilt = story.ledger.membership(audience, as_of_run=run_id)
+        assert len(rebuilt) == members
 
 
 def test_skipped_contacts_with_reason_and_whether_still_parked(story: Story) -> None:
@@ -311,27 +313,34 @@ def test_contact_history_and_state_normalise_the_email(story: Story) -> None:
     ]
     state = story.ledger.contact_state("C@example.com").set_index("audience")
     assert state.loc["vip", "parked_reason"] == "NotSubscribed"
-    assert pd.isna(state.loc["vip", "confirmed_value"])
+    assert state["confirmed_value"].isna()["vip"]
     assert state.loc["new"].isna().all()
     assert story.ledger.contact_state("a@example.com").set_index("audience").loc[
         "vip", "confirmed_value"
     ] == ("on")
 
 
+def bar_height(patch: Patch) -> float:
+    assert isinstance(patch, Rectangle)
+    return patch.get_height()
+
+
 def test_plot_changes_draws_confirmed_on_up_and_off_down_per_run(story: Story) -> None:
     ax = story.ledger.plot_changes("vip")
-    heights = [patch.get_height() for patch in ax.patches]  # type: ignore[attr-defined]
+    heights = [bar_height(patch) for patch in ax.patches]
     # four runs of "turned on" bars, then four of "turned off" (negative)
     assert heights == [2, 2, 0, 1, 0, -1, 0, 0]
     assert [t.get_text() for t in ax.get_xticklabels()] == [str(r) for r in story.runs]
     all_audiences = story.ledger.plot_changes()
-    assert [p.get_height() for p in all_audiences.patches][:4] == [2, 3, 0, 1]  # type: ignore[attr-defined]
+    assert [bar_height(p) for p in all_audiences.patches][:4] == [2, 3, 0, 1]
 
 
 def test_plot_audience_size_draws_one_line_per_audience(story: Story) -> None:
     _, ax = plt.subplots()
     assert story.ledger.plot_audience_size(ax=ax) is ax
-    lines = {str(line.get_label()): list(line.get_ydata()) for line in ax.get_lines()}  # type: ignore[arg-type]
+    lines = {
+        str(line.get_label()): np.asarray(line.get_ydata()).tolist() for line in ax.get_lines()
+    }
     assert lines == {"new": [0, 1, 1, 1], "vip": [2, 2, 2, 3]}
 
 

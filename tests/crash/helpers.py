@@ -109,7 +109,7 @@ def duplicate_sends(h: Harness) -> list[str]:
     """Sandbox imports that repeat, for some contact and field, the value the previous import
     for that contact and field already set: work that was sent twice."""
     world = h.sandbox.world
-    last: dict[tuple[int, str], str] = {}
+    last: dict[tuple[int, str], str | None] = {}
     duplicates = []
     for record in sorted(world.imports(LIST_ID), key=lambda r: r.import_id):
         repeated = False

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from audience_sync.checkpoints import KILL_ENV, NAMES
 from audience_sync.sandbox.settings import DropNextPost
 from audience_sync.state.tables import listrak_imports, sync_runs
+from tests.conftest import backend_url
 from tests.crash.helpers import (
     assert_in_step,
     duplicate_sends,
@@ -33,6 +34,14 @@ BASELINE = {"vip": SUBSCRIBED[:80] + UNSUBSCRIBED[:1], "lapsed": SUBSCRIBED[100:
 KILLED = {"vip": SUBSCRIBED[40:140] + UNSUBSCRIBED, "lapsed": SUBSCRIBED[:30] + SUBSCRIBED[100:120]}
 LATEST = {"vip": SUBSCRIBED[50:], "lapsed": SUBSCRIBED[:40]}
 FIELDS = {"vip": 300, "lapsed": 301}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Both backends, with PostgreSQL's cases in `make test-slow`: each case runs the job three
+    or four times (15-35 s on two shared cores), and SQLite keeps every boundary in the fast
+    suite."""
+    return backend_url(request)
 
 
 def set_members(h: Harness, members: dict[str, list[str]]) -> None:

@@ -1,27 +1,25 @@
-"""Two runs never overlap, a run killed while holding the lock does not block the next, a
-stopped holder keeps it, and a holder that lost it stops before it sends anything more."""
+"""The run lock between real processes: two runs never overlap, a run killed while holding the
+lock does not block the next, a stopped holder keeps it, and a holder that lost it stops before
+it sends anything more. The lock's rules in one process are tested in tests/state/test_lock.py."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from audience_sync.checkpoints import WAIT_ENV, WAIT_FILE_ENV
-from audience_sync.errors import RunInProgressError
 from audience_sync.state.db import as_utc, utcnow
-from audience_sync.state.lock import DEFAULT_LEASE_SECONDS, LOCK_NAME, RunLock
+from audience_sync.state.lock import LOCK_NAME
 from audience_sync.state.tables import listrak_imports, run_lock, sync_runs
 from tests.crash.helpers import (
     COMMAND_TIMEOUT_SECONDS,
@@ -44,18 +42,26 @@ def ready(harness: Harness) -> Harness:
     return harness
 
 
-def wait_until(predicate: object, what: str, timeout: float = COMMAND_TIMEOUT_SECONDS) -> None:
+def wait_until(
+    predicate: Callable[[], bool], what: str, timeout: float = COMMAND_TIMEOUT_SECONDS
+) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(POLL_SECONDS)
 
 
-def lease(engine: Engine) -> dict[str, object] | None:
+def lease(engine: Engine) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(select(run_lock).where(run_lock.c.name == LOCK_NAME)).first()
     return dict(row._mapping) if row is not None else None
+
+
+def held_lease(engine: Engine) -> dict[str, Any]:
+    current = lease(engine)
+    assert current is not None, "nobody holds the lease"
+    return current
 
 
 def holding(engine: Engine, pid: int) -> bool:
@@ -122,103 +128,6 @@ def test_lock_holder_killed_with_sigkill_frees_the_lock(
     with ready.engine.connect() as conn:
         statuses = list(conn.execute(select(sync_runs.c.status).order_by(sync_runs.c.id)).scalars())
     assert statuses == ["interrupted", "succeeded"]
-
-
-# --- the lease row (the only lock on SQLite; names the holder on PostgreSQL) ------------------
-
-
-def write_lease(engine: Engine, *, host: str, pid: int, heartbeat_age: float) -> None:
-    beat = utcnow() - timedelta(seconds=heartbeat_age)
-    with engine.begin() as conn:
-        conn.execute(
-            insert(run_lock).values(
-                name=LOCK_NAME,
-                run_id=None,
-                holder_host=host,
-                holder_pid=pid,
-                token="another-holder",
-                acquired_at=beat,
-                heartbeat_at=beat,
-                expires_at=beat + timedelta(seconds=DEFAULT_LEASE_SECONDS),
-            )
-        )
-
-
-def dead_pid() -> int:
-    process = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(process.stdout)
-
-
-def test_lease_expiry_is_a_minute_or_two() -> None:
-    assert 60 <= DEFAULT_LEASE_SECONDS <= 120
-
-
-def test_fresh_lease_from_another_host_blocks_on_sqlite(sqlite_harness: Harness) -> None:
-    engine = sqlite_harness.engine
-    write_lease(engine, host="other-host", pid=os.getpid(), heartbeat_age=DEFAULT_LEASE_SECONDS - 5)
-    with pytest.raises(RunInProgressError, match="another run is in progress"), RunLock(engine):
-        pass
-    assert lease(engine)["token"] == "another-holder"  # type: ignore[index]
-
-
-def test_expired_lease_from_another_host_is_taken_over_on_sqlite(sqlite_harness: Harness) -> None:
-    engine = sqlite_harness.engine
-    write_lease(engine, host="other-host", pid=os.getpid(), heartbeat_age=DEFAULT_LEASE_SECONDS + 5)
-    with RunLock(engine):
-        current = lease(engine)
-        assert current is not None
-        assert current["holder_pid"] == os.getpid()
-        assert current["token"] != "another-holder"
-    assert lease(engine) is None
-
-
-def test_dead_holder_on_this_host_is_detected_at_once(
-    database_url: str, sqlite_harness: Harness
-) -> None:
-    import socket
-
-    engine = sqlite_harness.engine
-    write_lease(engine, host=socket.gethostname(), pid=dead_pid(), heartbeat_age=0)
-    with RunLock(engine):
-        assert lease(engine)["holder_pid"] == os.getpid()  # type: ignore[index]
-
-
-def test_heartbeat_renews_the_lease_while_the_run_lives(sqlite_harness: Harness) -> None:
-    engine = sqlite_harness.engine
-    with RunLock(engine, lease_seconds=0.3):
-        first = lease(engine)
-        assert first is not None
-        wait_until(
-            lambda: as_utc(lease(engine)["heartbeat_at"]) > as_utc(first["heartbeat_at"]),  # type: ignore[index]
-            "a heartbeat",
-            timeout=30,
-        )
-        renewed = lease(engine)
-        assert renewed is not None
-        assert as_utc(renewed["expires_at"]) > as_utc(first["expires_at"])  # type: ignore[arg-type]
-
-
-def test_postgresql_lock_is_free_once_the_holders_session_ended(pg_database_url: str) -> None:
-    """A lease row left by a holder on another host does not block once the advisory lock is
-    free: on PostgreSQL the lock is the session's, and a session ends with its process."""
-    from audience_sync.state import migrate
-    from audience_sync.state.db import make_engine
-
-    engine = make_engine(pg_database_url)
-    try:
-        migrate.upgrade(engine)
-        write_lease(engine, host="other-host", pid=1, heartbeat_age=0)
-        with RunLock(engine):
-            assert lease(engine)["holder_pid"] == os.getpid()  # type: ignore[index]
-            with pytest.raises(RunInProgressError), RunLock(engine):
-                pass
-    finally:
-        engine.dispose()
 
 
 # --- a stopped holder keeps the lease; a holder that lost it stops (SQLite) -------------------
@@ -301,14 +210,14 @@ def test_stopped_holder_past_its_lease_keeps_the_lock_on_sqlite(
     holder = posting_run(h, release, spawned)
     stop_outside_a_write(h, holder)
     wait_until(
-        lambda: as_utc(lease(h.engine)["expires_at"]) < utcnow(),  # type: ignore[index, arg-type]
+        lambda: as_utc(held_lease(h.engine)["expires_at"]) < utcnow(),
         "the stopped holder's lease to expire",
     )
 
     second = run_cli(h, "--quiet", "run")
     assert second.returncode == 4, second.stderr
     assert "error: another run is in progress (run 1, started " in second.stderr
-    assert lease(h.engine)["holder_pid"] == holder.pid  # type: ignore[index]
+    assert held_lease(h.engine)["holder_pid"] == holder.pid
 
     release.touch()
     holder.send_signal(signal.SIGCONT)
@@ -358,4 +267,4 @@ def test_holder_whose_lease_was_taken_stops_before_its_next_post_on_sqlite(
     assert run_statuses(h) == [("failed", message)]
     assert h.members_on("lapsed") == set()
     # the new holder's lease is left alone
-    assert lease(h.engine)["token"] == "thief"  # type: ignore[index]
+    assert held_lease(h.engine)["token"] == "thief"

@@ -45,7 +45,7 @@ def secret_sandbox() -> Iterator[tuple[SandboxServer, list[str]]]:
             issued.append(token)
             return token, lifetime
 
-        server.world.issue_token = recording  # type: ignore[method-assign]
+        server.world.issue_token = recording  # type: ignore[method-assign]  # records every token
         yield server, issued
 
 
@@ -72,7 +72,7 @@ def assert_clean(text: str, tokens: list[str], where: str) -> None:
 
 
 def state_dump(h: Harness) -> str:
-    parts = []
+    parts: list[str] = []
     with h.engine.connect() as conn:
         for table in metadata.sorted_tables:
             for row in conn.execute(select(table)):

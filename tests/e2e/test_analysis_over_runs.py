@@ -38,8 +38,10 @@ def test_membership_and_changes_match_what_listrak_and_the_state_hold(harness: H
 
         last = ledger.changes("last")
         assert {
-            r.email: (r.action, r.status, None if pd.isna(r.reason) else r.reason)
-            for r in last.itertuples()
+            email: (action, status, None if pd.isna(reason) else reason)
+            for email, action, status, reason in last[
+                ["email", "action", "status", "reason"]
+            ].values.tolist()
         } == harness.change_statuses(second)
         assert set(last["audience"]) == {KEY}
 

@@ -14,7 +14,7 @@ from audience_sync.state import migrate
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.tables import listrak_imports, metadata
 from tests.crash.helpers import assert_in_step, confirmed_by_audience, run_cli
-from tests.harness import LIST_ID, Harness
+from tests.harness import LIST_ID, QUICK_IMPORT_SECONDS, Harness
 
 KEYS = ("alpha", "beta", "gamma")
 FIELDS = {"alpha": 501, "beta": 502, "gamma": 503}
@@ -211,6 +211,7 @@ def restart_sandbox_empty(h: Harness) -> None:
     world = h.sandbox.world
     world.reset()
     world.add_list(LIST_ID, "Main list")
+    world.set_faults(import_delay_seconds=QUICK_IMPORT_SECONDS)
     h.add_contacts(subscribed=EVERYONE)
     for key in KEYS:
         world.add_field(LIST_ID, key, field_id=FIELDS[key])

@@ -17,6 +17,7 @@ from audience_sync.cli import main
 from audience_sync.cli.state import CliState
 from audience_sync.demo import MARKER, check_workdir
 from audience_sync.state import ledger
+from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import sync_runs
 from tests.harness import CLIENT_ID, CLIENT_SECRET, LIST_ID, Harness
 
@@ -240,7 +241,7 @@ def test_status_and_history_show_a_dead_run_as_interrupted(harness: Harness) -> 
     ready(harness)
     assert invoke(harness, "run").exit_code == 0
     with harness.engine.begin() as conn:
-        run_id = ledger.create_run(conn, trigger="manual")
+        run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
         conn.execute(update(sync_runs).where(sync_runs.c.id == run_id).values(pid=dead_pid()))
         audience_id = ledger.upsert_audience(
             conn, key="vip", list_id=LIST_ID, field_id=300, source="csv"
@@ -259,7 +260,7 @@ def test_status_and_history_show_a_dead_run_as_interrupted(harness: Harness) -> 
 def test_a_live_run_still_shows_as_running(harness: Harness) -> None:
     ready(harness)
     with harness.engine.begin() as conn:
-        run_id = ledger.create_run(conn, trigger="manual")  # this test's process: alive
+        run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)  # this test's process: alive
     history = invoke(harness, "history")
     assert history.stdout.splitlines()[1].split()[:3] == [str(run_id), "manual", "running"]
 

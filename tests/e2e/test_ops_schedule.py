@@ -38,7 +38,7 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60) -> An
 def runs(h: Harness) -> list[tuple[int, str, str]]:
     with h.engine.connect() as conn:
         rows = conn.execute(select(sync_runs.c.id, sync_runs.c.trigger, sync_runs.c.status))
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [(r.id, r.trigger, r.status) for r in rows]
 
 
 def test_sigterm_mid_run_lets_the_run_finish_then_exits_0(sqlite_harness: Harness) -> None:
@@ -100,6 +100,6 @@ def test_scheduled_run_skips_while_a_manual_run_holds_the_lock(
     assert runs(h) == []
     assert h.import_count() == 0
     (skipped,) = [r for r in caplog.records if r.getMessage() == "schedule.skipped"]
-    assert str(skipped.reason).startswith("another run is in progress")
+    assert str(skipped.__dict__["reason"]).startswith("another run is in progress")
     ScheduledRun(job)()
     assert runs(h) == [(1, "scheduled", "succeeded")]

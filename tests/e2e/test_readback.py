@@ -8,8 +8,8 @@ from audience_sync.sandbox import SandboxServer
 from tests.harness import CLIENT_ID, CLIENT_SECRET, LIST_ID
 
 
-def test_read_back_pages_through_every_contact(sandbox: SandboxServer) -> None:
-    world = sandbox.world
+def test_read_back_pages_through_every_contact(listrak_account: SandboxServer) -> None:
+    world = listrak_account.world
     vip, _ = world.add_field(LIST_ID, "vip")
     new, _ = world.add_field(LIST_ID, "new")
     emails = [f"r{i:05d}@example.com" for i in range(5_200)]  # more than one page of 5000
@@ -19,7 +19,7 @@ def test_read_back_pages_through_every_contact(sandbox: SandboxServer) -> None:
     world.set_field_values(LIST_ID, vip, {e: "on" for e in emails[::2]})
     world.set_field_values(LIST_ID, new, {emails[1]: "off"})
 
-    settings = ListrakSettings(api_url=sandbox.api_url, auth_url=sandbox.auth_url)
+    settings = ListrakSettings(api_url=listrak_account.api_url, auth_url=listrak_account.auth_url)
     creds = Credentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     with ListrakClient.build(settings, creds) as client:
         values = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from tests.harness import CLIENT_ID, CLIENT_SECRET, LIST_ID
 ENV = {"LISTRAK_CLIENT_ID": CLIENT_ID, "LISTRAK_CLIENT_SECRET": CLIENT_SECRET}
 
 
-def config_file(tmp_path: Path, sandbox: SandboxServer, audiences: str) -> Path:
+def config_file(tmp_path: Path, listrak_account: SandboxServer, audiences: str) -> Path:
     path = tmp_path / "audience-sync.toml"
     path.write_text(
         f"""# production config: keep this comment
@@ -23,8 +24,8 @@ def config_file(tmp_path: Path, sandbox: SandboxServer, audiences: str) -> Path:
 url = "sqlite:///state.db"
 
 [listrak]
-api_url = "{sandbox.api_url}"
-auth_url = "{sandbox.auth_url}"
+api_url = "{listrak_account.api_url}"
+auth_url = "{listrak_account.auth_url}"
 {audiences}""",
         encoding="utf-8",
     )
@@ -45,9 +46,9 @@ def audience(key: str, list_id: int = LIST_ID, field_id: int | None = None) -> s
 
 
 def test_setup_creates_checkbox_fields_and_write_round_trips(
-    tmp_path: Path, sandbox: SandboxServer
+    tmp_path: Path, listrak_account: SandboxServer
 ) -> None:
-    path = config_file(tmp_path, sandbox, audience("first_time_shopper") + audience("vip"))
+    path = config_file(tmp_path, listrak_account, audience("first_time_shopper") + audience("vip"))
     result = CliRunner().invoke(main, ["--config", str(path), "setup", "--write"], env=ENV)
     assert result.exit_code == 0, result.output
     assert "first_time_shopper: created" in result.output
@@ -59,12 +60,12 @@ def test_setup_creates_checkbox_fields_and_write_round_trips(
     assert path.read_text().startswith("# production config: keep this comment")
     for key, field_id in ids.items():
         assert field_id is not None
-        field_groups = {g.name for g in sandbox.world.groups(LIST_ID)}
+        field_groups = {g.name for g in listrak_account.world.groups(LIST_ID)}
         assert "Engage Audiences" in field_groups
         (field,) = [
             f
-            for g in sandbox.world.groups(LIST_ID)
-            for f in sandbox.world.fields(LIST_ID, g.group_id)
+            for g in listrak_account.world.groups(LIST_ID)
+            for f in listrak_account.world.fields(LIST_ID, g.group_id)
             if f.field_id == field_id
         ]
         assert (field.name, field.data_type) == (key, "CheckBox")
@@ -75,10 +76,10 @@ def test_setup_creates_checkbox_fields_and_write_round_trips(
 
 
 def test_setup_finds_an_existing_field_instead_of_duplicating(
-    tmp_path: Path, sandbox: SandboxServer
+    tmp_path: Path, listrak_account: SandboxServer
 ) -> None:
-    field_id, _ = sandbox.world.add_field(LIST_ID, "vip")
-    path = config_file(tmp_path, sandbox, audience("vip"))
+    field_id, _ = listrak_account.world.add_field(LIST_ID, "vip")
+    path = config_file(tmp_path, listrak_account, audience("vip"))
     result = CliRunner().invoke(main, ["--config", str(path), "setup"], env=ENV)
     assert result.exit_code == 0, result.output
     assert f"vip: found (list {LIST_ID}, profile field {field_id})" in result.output
@@ -101,9 +102,12 @@ def test_setup_finds_an_existing_field_instead_of_duplicating(
     ],
 )
 def test_setup_verification_failures_name_the_audience(
-    tmp_path: Path, sandbox: SandboxServer, make_audience: object, problem: str
+    tmp_path: Path,
+    listrak_account: SandboxServer,
+    make_audience: Callable[[SandboxServer], str],
+    problem: str,
 ) -> None:
-    path = config_file(tmp_path, sandbox, make_audience(sandbox))  # type: ignore[operator]
+    path = config_file(tmp_path, listrak_account, make_audience(listrak_account))
     result = CliRunner().invoke(main, ["--config", str(path), "setup"], env=ENV)
     assert result.exit_code == 1
     assert "vip: FAILED:" in result.output

@@ -7,9 +7,10 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type hints
+import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type hints
 import pytest
 from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, create_engine, insert
 
@@ -72,10 +73,10 @@ def write_sql(h: Harness, round_: int) -> str:
     return f'{{ kind = "sql", url = "{url}", params = {{ member = true }}, query = "{query}" }}'
 
 
-def _events(round_: int) -> list[dict[str, object]]:
+def _events(round_: int) -> list[dict[str, Any]]:
     """Engage's messages so far: every entry, then (round 2) one exit and one late entry,
     delivered out of order and with a duplicate."""
-    events: list[dict[str, object]] = [
+    events: list[dict[str, Any]] = [
         {
             "type": "track",
             "messageId": f"enter-{i}",
@@ -158,8 +159,8 @@ def write_segment_events_sql(h: Harness, round_: int) -> str:
                 "type": e["type"],
                 "event": e.get("event"),
                 "audience_key": KEY,
-                "value": props.get(KEY, traits.get(KEY)),  # type: ignore[union-attr]
-                "email": traits.get("email") or context.get("traits", {}).get("email"),  # type: ignore[union-attr]
+                "value": props.get(KEY, traits.get(KEY)),
+                "email": traits.get("email") or context.get("traits", {}).get("email"),
                 "timestamp": stamp,
                 "received_at": stamp,
             }

@@ -10,7 +10,7 @@ import pytest
 from ipykernel.kernelspec import install as install_kernelspec
 from nbclient import NotebookClient
 
-from audience_sync.analysis import DB_ENV_VAR
+from audience_sync.analysis import DB_ENV_VAR, Ledger
 from audience_sync.demo import run_demo
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -39,7 +39,7 @@ def kernel_env(jupyter_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def execute(path: Path, cwd: Path) -> nbformat.NotebookNode:
-    notebook = nbformat.read(path, as_version=4)
+    notebook: nbformat.NotebookNode = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
         timeout=CELL_TIMEOUT_SECONDS,
@@ -111,7 +111,9 @@ def test_readme_example_shows_the_last_runs_diff(
     namespace: dict[str, object] = {}
     exec("\n".join(statements), namespace)  # noqa: S102 - the README's own example
     diff = eval(last_line.split("#", 1)[0], namespace)  # noqa: S307
-    namespace["ledger"].close()  # type: ignore[attr-defined]
+    ledger = namespace["ledger"]
+    assert isinstance(ledger, Ledger)
+    ledger.close()
 
     assert set(diff["run_id"]) == {2}
     assert {"audience", "email", "action", "status", "reason"} <= set(diff.columns)

@@ -1,4 +1,4 @@
-"""A running Listrak sandbox per test session, reset before each test, and HTTP helpers."""
+"""HTTP clients of the sandbox under test (``sandbox``, in tests/conftest.py) and seed data."""
 
 from __future__ import annotations
 
@@ -10,18 +10,6 @@ import pytest
 from audience_sync.sandbox import SandboxServer
 
 from .helpers import FIELD_ID, LIST_ID, TEXT_FIELD_ID, get_token
-
-
-@pytest.fixture(scope="session")
-def _server() -> Iterator[SandboxServer]:
-    with SandboxServer() as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(_server: SandboxServer) -> SandboxServer:
-    _server.world.reset()
-    return _server
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from audience_sync.sandbox import SandboxServer
@@ -122,10 +124,12 @@ def test_status_progresses_to_completed(seeded: SandboxServer, api: httpx.Client
     assert first["startDate"]
     assert seeded.world.field_values(LIST_ID, FIELD_ID) == {}
     seen = {first["status"]}
-    done = poll(
-        lambda: api.get(f"{IMPORTS}/{import_id}/Status").json()["data"],
-        lambda d: seen.add(d["status"]) or d["status"] == "Completed",
-    )
+
+    def completed(data: dict[str, Any]) -> bool:
+        seen.add(data["status"])
+        return bool(data["status"] == "Completed")
+
+    done = poll(lambda: api.get(f"{IMPORTS}/{import_id}/Status").json()["data"], completed)
     assert seen == {"Queued", "Processing", "Completed"}
     assert done["endDate"]
     assert seeded.world.field_values(LIST_ID, FIELD_ID) == {"sub@example.com": "on"}

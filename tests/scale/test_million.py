@@ -61,14 +61,14 @@ def run_job(config: Path, *args: str) -> tuple[int, int, str]:
 
 @pytest.mark.slow
 def test_one_million_members_plan_and_run(
-    tmp_path: Path, sandbox: SandboxServer, database_url: str
+    tmp_path: Path, listrak_account: SandboxServer, database_url: str
 ) -> None:
     emails = (f"member{i:07d}@example.com" for i in range(MEMBERS))
     csv_path = tmp_path / "members.csv"
     with csv_path.open("w", encoding="utf-8") as out:
         out.write("email\n")
         out.writelines(f"{e}\n" for e in emails)
-    world = sandbox.world
+    world = listrak_account.world
     field_id, _ = world.add_field(LIST_ID, "big_audience")
     world.upsert_contacts(
         LIST_ID,
@@ -87,8 +87,8 @@ def test_one_million_members_plan_and_run(
         f"""[state]
 url = "{database_url}"
 [listrak]
-api_url = "{sandbox.api_url}"
-auth_url = "{sandbox.auth_url}"
+api_url = "{listrak_account.api_url}"
+auth_url = "{listrak_account.auth_url}"
 poll_interval_seconds = 0.5
 [[audiences]]
 key = "big_audience"

@@ -5,10 +5,19 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from audience_sync.sources.base import MemberSource
+
+
+@dataclass(frozen=True)
+class PgWarehouse:
+    """A PostgreSQL database of the test's own and a schema in it."""
+
+    url: str
+    schema: str
 
 
 def read_all(source: MemberSource, chunk_size: int = 1000) -> list[str | None]:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type hints
+import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type hints
 import pytest
-from source_helpers import read_all
 
 from audience_sync.errors import SourceError
 from audience_sync.normalize import normalize_chunk
 from audience_sync.sources import MemberSource, build_source
 from audience_sync.sources.specs import CsvSourceSpec, ParquetSourceSpec
+from tests.sources.source_helpers import read_all
 
 
 def parquet_source(tmp_path: Path, pattern: str, column: str = "email") -> MemberSource:

@@ -10,10 +10,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type hints
+import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type hints
 import pytest
-from source_helpers import read_all
 
 from audience_sync.errors import SourceError
 from audience_sync.sources import build_source
@@ -24,6 +23,7 @@ from audience_sync.sources.specs import (
     SegmentEventsSourceSpec,
     SourceSpec,
 )
+from tests.sources.source_helpers import read_all
 
 ROWS = "".join(f"{i},secret.person{i}@example.com\n" for i in range(5000))
 CSV_BYTES = ("id,email\n" + ROWS).encode()
@@ -47,7 +47,7 @@ def read_error(spec: SourceSpec, base_dir: Path) -> str:
 
 
 def csv_spec(path: str, **options: str) -> CsvSourceSpec:
-    return CsvSourceSpec(kind="csv", path=path, **options)  # type: ignore[arg-type]
+    return CsvSourceSpec(kind="csv", path=path, **options)
 
 
 def events_spec(path: str) -> SegmentEventsSourceSpec:

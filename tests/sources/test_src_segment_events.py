@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import gzip
 import tempfile
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
-from source_helpers import identify, read_all, track, write_jsonl
 
 from audience_sync.errors import SourceError
 from audience_sync.normalize import normalize_chunk
 from audience_sync.sources import build_source
 from audience_sync.sources.segment_events import SegmentEventsSource
 from audience_sync.sources.specs import SegmentEventsSourceSpec
+from tests.sources.source_helpers import identify, read_all, track, write_jsonl
 
 KEY = "first_time_shopper"
 
@@ -131,6 +132,7 @@ def test_scratch_database_is_removed(
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     source = events_source(tmp_path, "archive/*")
     chunks = source.chunks(1)
+    assert isinstance(chunks, Generator)
     next(chunks)
     assert len(list(scratch.iterdir())) == 1
     chunks.close()

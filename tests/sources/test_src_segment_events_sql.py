@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PgWarehouse
-from source_helpers import read_all
 from sqlalchemy import (
     Boolean,
     Column,
@@ -26,6 +24,7 @@ from audience_sync.normalize import normalize_chunk
 from audience_sync.sources import build_source
 from audience_sync.sources.segment_events_sql import SegmentEventsSqlSource
 from audience_sync.sources.specs import SegmentEventsSqlSourceSpec
+from tests.sources.source_helpers import PgWarehouse, read_all
 
 KEY = "first_time_shopper"
 T0 = datetime(2024, 5, 1, tzinfo=UTC)

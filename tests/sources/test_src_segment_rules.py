@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -88,7 +89,7 @@ class TestFlatten:
         assert flat.received_at == (flat.timestamp or 0) + 2_000_000
 
     def test_track_value_falls_back_to_the_event_name(self) -> None:
-        message = {
+        message: dict[str, Any] = {
             "type": "track",
             "event": "Audience Exited",
             "properties": {"audience_key": KEY, KEY: "no"},

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PgWarehouse
-from source_helpers import read_all
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from audience_sync.errors import SourceError
 from audience_sync.normalize import normalize_chunk
 from audience_sync.sources.specs import SqlSourceSpec
 from audience_sync.sources.sql import SqlSource, interpolate_env, open_stream
+from tests.sources.source_helpers import PgWarehouse, read_all
 
 INJECTION = "vip' OR '1'='1'; DROP TABLE members; --"
 
@@ -248,17 +248,20 @@ class TestPostgres:
 
     def test_env_url_and_bad_column(self, tmp_path: Path, pg_warehouse: PgWarehouse) -> None:
         self._build(pg_warehouse)
+        url = make_url(pg_warehouse.url)
+        password = f":{url.password}" if url.password else ""
+        where = f"{url.host}:{url.port or 5432}/{url.database}"
         source = sql_source(
             tmp_path,
-            "postgresql+psycopg://${PGUSER_X}@127.0.0.1:5432/test",
+            f"{url.drivername}://${{PGUSER_X}}{password}@{where}",
             f"select canonical_segment_id from {pg_warehouse.schema}.profile_traits",
-            environ={"PGUSER_X": "postgres"},
+            environ={"PGUSER_X": str(url.username)},
         )
         with pytest.raises(SourceError, match="columns: canonical_segment_id"):
             read_all(source)
 
-    def test_results_come_from_a_server_side_cursor(self, pg_warehouse_url: str) -> None:
-        engine = create_engine(pg_warehouse_url)
+    def test_results_come_from_a_server_side_cursor(self, pg_database_url: str) -> None:
+        engine = create_engine(pg_database_url)
         try:
             with (
                 engine.connect() as db,

@@ -20,7 +20,13 @@ from sqlalchemy.engine import Engine
 from audience_sync.errors import AudienceSyncError, LockLostError, RunInProgressError
 from audience_sync.state import ledger, migrate
 from audience_sync.state.db import as_utc, make_engine, utcnow
-from audience_sync.state.lock import ADVISORY_LOCK_KEY, LeaseHolder, RunLock, may_take_over
+from audience_sync.state.lock import (
+    ADVISORY_LOCK_KEY,
+    DEFAULT_LEASE_SECONDS,
+    LeaseHolder,
+    RunLock,
+    may_take_over,
+)
 from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import run_lock
 
@@ -59,53 +65,49 @@ def test_lease_of_a_dead_process_on_this_host_is_taken_over(engine: Engine) -> N
     assert holder != 2**22 + 7
 
 
-def test_lease_from_another_host_waits_for_expiry(engine: Engine) -> None:
-    if engine.dialect.name == "postgresql":
-        pytest.skip("on PostgreSQL the advisory lock, not the lease, decides")
-    now = utcnow()
-    with engine.begin() as conn:
-        conn.execute(
-            insert(run_lock).values(
-                name="run",
-                run_id=None,
-                holder_host="other-host",
-                holder_pid=1,
-                token="remote-holder",
-                acquired_at=now,
-                heartbeat_at=now,
-                expires_at=now + timedelta(seconds=90),
-            )
-        )
-    with pytest.raises(RunInProgressError):
-        RunLock(engine).__enter__()
-    with engine.begin() as conn:
-        conn.execute(run_lock.update().values(expires_at=now - timedelta(seconds=1)))
-    with RunLock(engine):
-        pass
+def test_lease_expiry_is_a_minute_or_two() -> None:
+    assert 60 <= DEFAULT_LEASE_SECONDS <= 120
+
+
+def test_lease_from_another_host_blocks_until_it_expires_on_sqlite(sqlite_engine: Engine) -> None:
+    write_lease(sqlite_engine, host="other-host", pid=os.getpid(), expires_at=utcnow() + HOUR)
+    with pytest.raises(RunInProgressError, match="another run is in progress"):
+        RunLock(sqlite_engine).__enter__()
+    assert lease_row(sqlite_engine).token == "other-holder"
+    with sqlite_engine.begin() as conn:
+        conn.execute(run_lock.update().values(expires_at=utcnow() - timedelta(seconds=1)))
+    with RunLock(sqlite_engine):
+        taken = lease_row(sqlite_engine)
+        assert (taken.holder_pid, taken.token != "other-holder") == (os.getpid(), True)
+    assert lease_row(sqlite_engine) is None
+
+
+def test_lease_row_left_behind_does_not_block_on_postgresql(pg_engine: Engine) -> None:
+    """On PostgreSQL the lock is the advisory lock of the holder's session, which ends with
+    its process: a lease row naming a holder on another host does not block."""
+    write_lease(pg_engine, host="other-host", pid=1, expires_at=utcnow() + HOUR)
+    with RunLock(pg_engine):
+        assert lease_row(pg_engine).holder_pid == os.getpid()
+        with pytest.raises(RunInProgressError):
+            RunLock(pg_engine).__enter__()
 
 
 def test_postgres_advisory_lock_blocks_a_second_holder_even_without_a_lease(
-    engine: Engine,
+    pg_engine: Engine,
 ) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("advisory locks are PostgreSQL's")
-    with RunLock(engine):
-        with engine.begin() as conn:
+    with RunLock(pg_engine):
+        with pg_engine.begin() as conn:
             conn.execute(run_lock.delete())
         with pytest.raises(RunInProgressError):
-            RunLock(engine).__enter__()
+            RunLock(pg_engine).__enter__()
 
 
 def test_heartbeat_renews_the_lease(engine: Engine) -> None:
-    with RunLock(engine, lease_seconds=0.3):
-        with engine.connect() as conn:
-            first = conn.execute(select(run_lock.c.expires_at)).scalar_one()
-        deadline = utcnow() + timedelta(seconds=10)
-        renewed = first
-        while renewed == first and utcnow() < deadline:
-            with engine.connect() as conn:
-                renewed = conn.execute(select(run_lock.c.expires_at)).scalar_one()
-    assert renewed > first
+    clock = FakeClock()
+    with RunLock(engine, lease_seconds=0.3, clock=clock):
+        clock.now += timedelta(minutes=5)
+        wait_for(lambda: as_utc(lease_row(engine).heartbeat_at) == clock.now, "a renewed heartbeat")
+        assert as_utc(lease_row(engine).expires_at) == clock.now + timedelta(seconds=0.3)
 
 
 # --- who may take the lease (pure) -----------------------------------------------------------
@@ -166,6 +168,14 @@ def lease_row(engine: Engine) -> Any:
 @pytest.fixture
 def sqlite_engine(sqlite_database_url: str) -> Iterator[Engine]:
     engine = make_engine(sqlite_database_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_database_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_database_url)
     migrate.upgrade(engine)
     yield engine
     engine.dispose()
@@ -346,36 +356,32 @@ def test_heartbeat_failure_past_expiry_loses_the_lease(
         assert lock._token not in text  # the statement's bound parameter
 
 
-def test_ensure_held_on_postgresql_checks_the_advisory_session(pg_database_url: str) -> None:
-    engine = make_engine(pg_database_url)
-    migrate.upgrade(engine)
-    try:
-        with RunLock(engine) as lock:
+def test_ensure_held_on_postgresql_checks_the_advisory_session(pg_engine: Engine) -> None:
+    engine = pg_engine
+    with RunLock(engine) as lock:
+        lock.ensure_held()
+        with engine.begin() as conn:
+            holder = conn.execute(
+                text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :key "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())"
+                ),
+                {"key": ADVISORY_LOCK_KEY},
+            ).scalar_one()
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder})
+
+        def session_gone() -> bool:
+            with engine.connect() as conn:
+                return not conn.execute(
+                    text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": holder}
+                ).first()
+
+        wait_for(session_gone, "the holder's session to end")
+        with pytest.raises(LockLostError) as caught:
             lock.ensure_held()
-            with engine.begin() as conn:
-                holder = conn.execute(
-                    text(
-                        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :key "
-                        "AND database = (SELECT oid FROM pg_database "
-                        "WHERE datname = current_database())"
-                    ),
-                    {"key": ADVISORY_LOCK_KEY},
-                ).scalar_one()
-                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder})
-
-            def session_gone() -> bool:
-                with engine.connect() as conn:
-                    return not conn.execute(
-                        text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": holder}
-                    ).first()
-
-            wait_for(session_gone, "the holder's session to end")
-            with pytest.raises(LockLostError) as caught:
-                lock.ensure_held()
-        assert str(caught.value).startswith("the run lock's database session no longer answers (")
-        assert str(caught.value).endswith("this run stopped before sending anything more")
-        # the lock went with the session: the next run gets it
-        with RunLock(engine) as next_lock:
-            next_lock.ensure_held()
-    finally:
-        engine.dispose()
+    assert str(caught.value).startswith("the run lock's database session no longer answers (")
+    assert str(caught.value).endswith("this run stopped before sending anything more")
+    # the lock went with the session: the next run gets it
+    with RunLock(engine) as next_lock:
+        next_lock.ensure_held()

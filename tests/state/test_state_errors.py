@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from audience_sync.errors import StateError
 from audience_sync.state import ledger, migrate
 from audience_sync.state.db import make_engine, utcnow
+from audience_sync.state.statuses import ImportStatus, RunStatus, RunTrigger
 from audience_sync.state.tables import listrak_imports, run_lock, sync_runs
 
 LEAKY = (
@@ -41,7 +42,7 @@ def sqlite_path(tmp_path: Path) -> Path:
 
 def insert_import(engine: Engine) -> None:
     with engine.begin() as conn:
-        run_id = ledger.create_run(conn, trigger="manual")
+        run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
         audience_id = ledger.upsert_audience(
             conn, key="vip", list_id=1, field_id=1, source="csv members.csv"
         )
@@ -171,8 +172,8 @@ def test_every_stored_error_is_redacted_and_one_line(engine: Engine) -> None:
     with engine.begin() as conn:
         run_id = int(conn.execute(select(sync_runs.c.id)).scalar_one())
         import_id = int(conn.execute(select(listrak_imports.c.id)).scalar_one())
-        ledger.update_import(conn, import_id, status="failed", error=LEAKY)
-        ledger.finish_run(conn, run_id, status="failed", error=LEAKY)
+        ledger.update_import(conn, import_id, status=ImportStatus.FAILED, error=LEAKY)
+        ledger.finish_run(conn, run_id, status=RunStatus.FAILED, error=LEAKY)
     with engine.connect() as conn:
         stored = [
             conn.execute(select(sync_runs.c.error)).scalar_one(),

@@ -13,6 +13,7 @@ from audience_sync.config import load_config
 from audience_sync.config_errors import echo
 from audience_sync.errors import ConfigError
 from audience_sync.redaction import redact
+from audience_sync.sources.specs import CsvSourceSpec, SqlSourceSpec
 
 PASSWORD = "hunter2-warehouse"
 
@@ -75,7 +76,9 @@ def test_a_known_encoding_alias_loads(tmp_path: Path) -> None:
     config = load_config(
         write(tmp_path, source='{ kind = "csv", path = "m.csv", encoding = "Latin-1" }')
     )
-    assert config.settings.audiences[0].source.encoding == "Latin-1"  # type: ignore[union-attr]
+    source = config.settings.audiences[0].source
+    assert isinstance(source, CsvSourceSpec)
+    assert source.encoding == "Latin-1"
 
 
 # --- no secret in config errors ------------------------------------------------------------
@@ -255,7 +258,8 @@ def test_an_unusable_source_url_is_refused_at_load(tmp_path: Path, url: str, exp
 def test_source_urls_built_from_variables_are_left_to_the_read(tmp_path: Path, url: str) -> None:
     source = f'{{ kind = "sql", url = "{url}", query = "q" }}'
     audience = load_config(write(tmp_path, source=source)).settings.audiences[0]
-    assert audience.source.url == url  # type: ignore[union-attr]
+    assert isinstance(audience.source, SqlSourceSpec)
+    assert audience.source.url == url
 
 
 # --- Listrak URLs --------------------------------------------------------------------------

@@ -38,11 +38,11 @@ class Clock:
 
 class FakeDatetime(datetime):
     @classmethod
-    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]  # stands in for datetime.now
         return Clock.now.astimezone(tz) if tz is not None else Clock.now
 
 
-class SteppedScheduler(BaseScheduler):
+class SteppedScheduler(BaseScheduler):  # type: ignore[misc]  # APScheduler 3 has no type hints
     """A scheduler that processes due jobs only when the test says so."""
 
     def shutdown(self, wait: bool = True) -> None:
