@@ -37,14 +37,14 @@ SQL_LEAKS = ("[SQL", "[parameters", "INSERT INTO", "UPDATE ", "%(", "Traceback")
 
 @pytest.fixture
 def impatient_harness(
-    tmp_path: Path, sandbox: SandboxServer, database_url: str
+    tmp_path: Path, listrak_account: SandboxServer, database_url: str
 ) -> Iterator[Harness]:
     """The job's state URL gives up on a held lock after 200 ms."""
     if database_url.startswith("sqlite"):
         url = f"{database_url}?timeout=0.2"
     else:
         url = f"{database_url}?options=-c%20lock_timeout%3D200"
-    h = Harness(root=tmp_path, sandbox=sandbox, state_url=url)
+    h = Harness(root=tmp_path, sandbox=listrak_account, state_url=url)
     yield h
     h.close()
 
