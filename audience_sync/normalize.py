@@ -133,8 +133,8 @@ _LONG_LABEL = r"@(?:[a-z0-9-]*\.)*[a-z0-9-]{64}"
 def _simple_ascii(raw: list[str | None]) -> tuple[list[str | None], list[bool]]:
     """For each value: its canonical form if it is a simple ASCII address, and whether it is."""
     # Imported here: commands that never normalise (``--help``, ``status``) stay light.
-    import pyarrow as pa  # type: ignore[import-untyped]
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     values = pa.array(raw, type=pa.string())
     canonical = pc.ascii_lower(pc.ascii_trim_whitespace(values))

@@ -133,8 +133,9 @@ def _stage(engine: Engine, rows: list[dict[str, Any]]) -> int:
 def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
+        assert raw is not None, "an open connection has its driver connection"
         with (
-            raw.cursor() as cursor,  # type: ignore[union-attr]
+            raw.cursor() as cursor,
             cursor.copy("COPY listrak_values (audience_id, email, value) FROM STDIN") as copy,
         ):
             for row in rows:

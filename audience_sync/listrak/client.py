@@ -253,6 +253,7 @@ class ListrakClient:
 
     def _get_resource(self, model: type[M], path: str) -> M:
         response = self._call("GET", path)
+        # A generic model parametrised at run time, which mypy cannot check.
         return _parse(Resource[model], response).data  # type: ignore[valid-type]
 
     def _paged(
@@ -270,6 +271,7 @@ class ListrakClient:
         cursor: str | None = "Start"
         while cursor:
             query["cursor"] = cursor
+            # A generic model parametrised at run time, which mypy cannot check.
             page = _parse(Collection[model], call("GET", path, params=query))  # type: ignore[valid-type]
             yield from page.data
             cursor = _next_cursor(page.nextPageCursor) if page.data else None

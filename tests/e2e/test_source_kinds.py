@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type hints
-import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type hints
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, create_engine, insert
 

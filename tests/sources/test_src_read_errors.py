@@ -10,8 +10,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type hints
-import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type hints
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from audience_sync.errors import SourceError
