@@ -53,13 +53,17 @@ def deliver_all(
     *,
     transport: httpx.BaseTransport | None = None,
 ) -> list[Delivery]:
+    # One client, built before the clock starts, shared by the threads (httpx clients are
+    # thread-safe): each thread's first attempt goes out at once. Threads still running at
+    # the deadline keep it open; they are daemons, so it is closed when the process ends.
+    client = httpx.Client(transport=transport, follow_redirects=False)
     deadline = time.monotonic() + settings.timeout_seconds
     results = [Delivery(receiver_label(url)) for url in urls]
     lock = threading.Lock()
     threads = [
         threading.Thread(
             target=_deliver,
-            args=(url, body, settings, deadline, result, lock, transport),
+            args=(client, url, body, settings, deadline, result, lock),
             name=f"alert-{result.receiver}",
             daemon=True,
         )
@@ -69,6 +73,8 @@ def deliver_all(
         thread.start()
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
+    if not any(thread.is_alive() for thread in threads):
+        client.close()
     with lock:
         for result in results:
             if result.status == "pending":
@@ -88,28 +94,27 @@ def deliver_all(
 
 
 def _deliver(
+    client: httpx.Client,
     url: str,
     body: bytes,
     settings: AlertSettings,
     deadline: float,
     result: Delivery,
     lock: threading.Lock,
-    transport: httpx.BaseTransport | None,
 ) -> None:
     error: str | None = None
     try:
-        with httpx.Client(transport=transport, follow_redirects=False) as client:
-            for attempt in stamina.retry_context(
-                on=RetriableDeliveryError,
-                attempts=settings.retry_attempts,
-                timeout=settings.timeout_seconds,
-                wait_initial=WAIT_INITIAL_SECONDS,
-                wait_max=WAIT_MAX_SECONDS,
-            ):
-                with attempt:
-                    with lock:
-                        result.attempts += 1
-                    _post(client, url, body, deadline)
+        for attempt in stamina.retry_context(
+            on=RetriableDeliveryError,
+            attempts=settings.retry_attempts,
+            timeout=settings.timeout_seconds,
+            wait_initial=WAIT_INITIAL_SECONDS,
+            wait_max=WAIT_MAX_SECONDS,
+        ):
+            with attempt:
+                with lock:
+                    result.attempts += 1
+                _post(client, url, body, deadline)
     except (RetriableDeliveryError, FatalDeliveryError) as exc:
         error = str(exc)
     except Exception as exc:

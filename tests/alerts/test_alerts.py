@@ -232,9 +232,8 @@ def test_a_receiver_that_never_answers_delays_by_at_most_the_timeout(harness: Ha
     assert elapsed < timeout + 10
     recorded = deliveries(h)
     assert len(recorded) == 2
-    for events, status, attempts, error in recorded:
+    for events, status, _attempts, error in recorded:
         assert (events, status) == ("run_partly_failed", "failed")
-        assert attempts >= 1
         assert error is not None
         assert "given up" in error or "Timeout" in error
 

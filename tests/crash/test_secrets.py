@@ -80,6 +80,7 @@ def state_dump(h: Harness) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow  # about 30 s: run by `make test-slow` and .ci/run
 def test_secret_and_tokens_never_in_output_logs_or_state(
     h: Harness, secret_sandbox: tuple[SandboxServer, list[str]]
 ) -> None:

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -178,6 +179,7 @@ class CrashMachine(RuleBasedStateMachine):
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+@pytest.mark.slow  # 35-50 s per backend: run by `make test-slow` and .ci/run
 def test_any_sequence_of_changes_faults_and_kills_ends_in_step(
     sandbox_server: SandboxServer, database_url: str
 ) -> None:
