@@ -198,15 +198,7 @@ def fail_unsent(
     conn: Connection, run_id: int, reason: str, *, audience_id: int | None = None
 ) -> int:
     """Planned changes never sent (of one audience, or of the whole run) fail."""
-    where = [run_changes.c.run_id == run_id, run_changes.c.status == ChangeStatus.PLANNED]
-    if audience_id is not None:
-        where.append(run_changes.c.audience_id == audience_id)
-    result = conn.execute(
-        update(run_changes)
-        .where(*where)
-        .values(status=ChangeStatus.FAILED, reason=one_line(reason, limit=REASON_LENGTH))
-    )
-    return int(result.rowcount)
+    return _close_unsent(conn, run_id, ChangeStatus.FAILED, reason, audience_id)
 
 
 def abort_unsent(
@@ -214,13 +206,23 @@ def abort_unsent(
 ) -> int:
     """A guard stopped the run (or one audience) before anything was sent: its planned changes
     are aborted."""
+    return _close_unsent(conn, run_id, ChangeStatus.ABORTED, reason, audience_id)
+
+
+def _close_unsent(
+    conn: Connection,
+    run_id: int,
+    status: ChangeStatus,
+    reason: str,
+    audience_id: int | None,
+) -> int:
     where = [run_changes.c.run_id == run_id, run_changes.c.status == ChangeStatus.PLANNED]
     if audience_id is not None:
         where.append(run_changes.c.audience_id == audience_id)
     result = conn.execute(
         update(run_changes)
         .where(*where)
-        .values(status=ChangeStatus.ABORTED, reason=one_line(reason, limit=REASON_LENGTH))
+        .values(status=status, reason=one_line(reason, limit=REASON_LENGTH))
     )
     return int(result.rowcount)
 
