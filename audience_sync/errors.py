@@ -141,5 +141,17 @@ class PayloadTooLargeError(FatalListrakError):
     """Listrak answers 404 when an undisclosed body-size limit is exceeded."""
 
 
+class AlertDeliveryError(AudienceSyncError):
+    """An alert could not be delivered to one receiver; recorded, never raised to the run."""
+
+
+class RetriableDeliveryError(AlertDeliveryError):
+    """5xx, 429 or a transport failure: delivery is tried again while time is left."""
+
+
+class FatalDeliveryError(AlertDeliveryError):
+    """Any other answer, or no time left: the receiver is given up."""
+
+
 class SkippableListrakError(ListrakError):
     """The request was about one contact that Listrak will not update; skip it."""

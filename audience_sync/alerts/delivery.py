@@ -15,6 +15,8 @@ import stamina
 
 from audience_sync.alerts.payload import mask
 from audience_sync.config import AlertSettings
+from audience_sync.errors import FatalDeliveryError, RetriableDeliveryError
+from audience_sync.state.statuses import DeliveryStatus
 
 logger = logging.getLogger("audience_sync.alerts")
 
@@ -22,18 +24,10 @@ WAIT_INITIAL_SECONDS = 0.2
 WAIT_MAX_SECONDS = 2.0
 
 
-class RetriableDeliveryError(Exception):
-    pass
-
-
-class FatalDeliveryError(Exception):
-    pass
-
-
 @dataclass
 class Delivery:
     receiver: str
-    status: str = "pending"  # delivered | failed
+    status: DeliveryStatus = DeliveryStatus.PENDING
     attempts: int = 0
     error: str | None = None
 
@@ -77,11 +71,11 @@ def deliver_all(
         client.close()
     with lock:
         for result in results:
-            if result.status == "pending":
-                result.status = "failed"
+            if result.status == DeliveryStatus.PENDING:
+                result.status = DeliveryStatus.FAILED
                 result.error = f"no answer within {settings.timeout_seconds}s; given up"
     for result in results:
-        if result.status == "failed":
+        if result.status == DeliveryStatus.FAILED:
             logger.warning(
                 "alert.not_delivered",
                 extra={
@@ -120,9 +114,9 @@ def _deliver(
     except Exception as exc:
         error = f"{type(exc).__name__}"
     with lock:
-        if result.status != "pending":
+        if result.status != DeliveryStatus.PENDING:
             return  # given up at the deadline already
-        result.status = "failed" if error is not None else "delivered"
+        result.status = DeliveryStatus.FAILED if error is not None else DeliveryStatus.DELIVERED
         result.error = mask(error) if error is not None else None
 
 

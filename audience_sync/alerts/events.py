@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from audience_sync.alerts.facts import RunFacts
 from audience_sync.config import AlertSettings
+from audience_sync.state.statuses import RunStatus
 
 RUN_FAILED = "run_failed"
 RUN_PARTLY_FAILED = "run_partly_failed"
@@ -31,9 +32,9 @@ def run_events(facts: RunFacts, settings: AlertSettings) -> list[str]:
     row (a run that failed before any audience started always alerts)."""
     found: list[str] = []
     threshold = settings.after_failures
-    if facts.status == "aborted":
+    if facts.status == RunStatus.ABORTED:
         found.append(GUARD_ABORT)
-    elif facts.status == "failed":
+    elif facts.status == RunStatus.FAILED:
         failing = [a for a in facts.audiences if a.streak >= threshold]
         if not facts.audiences:
             found.append(RUN_FAILED)
@@ -46,7 +47,7 @@ def run_events(facts: RunFacts, settings: AlertSettings) -> list[str]:
         found.append(IMPORT_ABANDONED)
     if any(d.drift for d in facts.drift):
         found.append(DRIFT)
-    if settings.on_recovery and facts.status == "succeeded" and recovered(facts, threshold):
+    if settings.on_recovery and facts.status == RunStatus.SUCCEEDED and recovered(facts, threshold):
         found.append(RECOVERED)
     return found
 
@@ -54,7 +55,7 @@ def run_events(facts: RunFacts, settings: AlertSettings) -> list[str]:
 def recovered(facts: RunFacts, threshold: int) -> bool:
     """This run synced what an alert was sent about: an audience past the threshold, or a run
     a guard aborted."""
-    if facts.previous_status == "aborted":
+    if facts.previous_status == RunStatus.ABORTED:
         return True
     return any(a.streak == 0 and a.previous_streak >= threshold for a in facts.audiences)
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from audience_sync.report import AudienceSummary, summarize_run
 from audience_sync.state.db import as_utc
+from audience_sync.state.statuses import AudienceStatus, ImportStatus, RunStatus
 from audience_sync.state.tables import (
     audiences,
     listrak_imports,
@@ -19,7 +20,7 @@ from audience_sync.state.tables import (
     verify_checks,
 )
 
-NOT_SYNCED = ("failed", "waiting")
+NOT_SYNCED = (AudienceStatus.FAILED, AudienceStatus.WAITING)
 STREAK_LOOKBACK = 200
 
 
@@ -139,7 +140,7 @@ def not_synced_history(conn: Connection, audience_id: int, run_id: int) -> list[
             run_audiences.c.audience_id == audience_id,
             sync_runs.c.id <= run_id,
             sync_runs.c.trigger != "plan",
-            sync_runs.c.status != "running",
+            sync_runs.c.status != RunStatus.RUNNING,
         )
         .order_by(sync_runs.c.id.desc())
         .limit(STREAK_LOOKBACK)
@@ -150,7 +151,10 @@ def not_synced_history(conn: Connection, audience_id: int, run_id: int) -> list[
 def not_synced(run_status: str, audience_status: str) -> bool:
     if audience_status in NOT_SYNCED:
         return True
-    return run_status in ("failed", "interrupted") and audience_status != "done"
+    return (
+        run_status in (RunStatus.FAILED, RunStatus.INTERRUPTED)
+        and audience_status != AudienceStatus.DONE
+    )
 
 
 def leading_true(values: list[bool]) -> int:
@@ -173,7 +177,7 @@ def abandoned_by_run(conn: Connection, run_id: int) -> list[ImportFacts]:
         .join(audiences, audiences.c.id == listrak_imports.c.audience_id)
         .where(
             listrak_imports.c.resolved_run_id == run_id,
-            listrak_imports.c.status == "abandoned",
+            listrak_imports.c.status == ImportStatus.ABANDONED,
         )
         .order_by(listrak_imports.c.id)
     ).all()

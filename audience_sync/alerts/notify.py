@@ -18,6 +18,7 @@ from audience_sync.alerts.facts import DriftFacts, import_facts, run_facts
 from audience_sync.alerts.payload import Alert, render
 from audience_sync.config import AppConfig
 from audience_sync.state.db import utcnow
+from audience_sync.state.statuses import DeliveryStatus
 from audience_sync.state.tables import alert_deliveries, run_steps, verify_checks
 
 logger = logging.getLogger("audience_sync.alerts")
@@ -119,7 +120,7 @@ def send(config: AppConfig, engine: Engine | None, alert: Alert) -> list[Deliver
     if engine is not None:
         _record(engine, alert, deliveries)
     for delivery in deliveries:
-        if delivery.status == "delivered":
+        if delivery.status == DeliveryStatus.DELIVERED:
             logger.info(
                 "alert.delivered",
                 extra={"receiver": delivery.receiver, "events": ",".join(alert.events)},

@@ -69,6 +69,14 @@ class ImportStatus(StrEnum):
     ABANDONED = "abandoned"  # still unfinished after ``abandon_after``
 
 
+class DeliveryStatus(StrEnum):
+    """``alert_deliveries.status``: what became of one alert sent to one receiver."""
+
+    PENDING = "pending"  # only while sending; never stored
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 FINAL_RUN_STATUSES = frozenset(RunStatus) - {RunStatus.RUNNING}
 OPEN_IMPORT_STATUSES = (ImportStatus.POSTING, ImportStatus.SUBMITTED)
 # Changes of a run that Listrak has not confirmed or skipped (yet).
