@@ -8,12 +8,17 @@ every mail system and Listrak accept whatever their Unicode support.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import idna
+
+if TYPE_CHECKING:  # imported when used: commands that never normalise stay light
+    import pyarrow as pa
 
 MAX_EMAIL_LENGTH = 254
 MAX_DOMAIN_LENGTH = 253
@@ -69,8 +74,12 @@ def normalize_email(raw: str | None) -> tuple[str | None, str | None]:
     return email, None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _ascii_label(label: str) -> str | None:
-    """A host label (lowercase, NFC) in its ASCII form, or ``None`` if it is not a valid one."""
+    """A host label (lowercase, NFC) in its ASCII form, or ``None`` if it is not a valid one.
+
+    Cached: IDNA costs tens of microseconds a label, and members share a few domains.
+    """
     if label.isascii():
         if not _LDH_LABEL.match(label):
             return None
@@ -95,22 +104,65 @@ class NormalizedChunk:
     duplicates_in_chunk: int = 0
 
 
+@dataclass
+class NormalizedBatch:
+    """The canonical forms of one Arrow batch's usable values and counts of rejects by reason.
+
+    ``emails`` is a string array in input order, *not* deduplicated (the planner's engine
+    dedupes); ``invalid`` counts the rejected values by :func:`normalize_email`'s reasons.
+    """
+
+    emails: pa.Array
+    invalid: dict[str, int] = field(default_factory=dict)
+
+
+def normalize_batch(raw: pa.Array) -> NormalizedBatch:
+    """Normalise an Arrow string (or large string) array of raw values, nulls allowed.
+
+    Exactly :func:`normalize_email` on each value: plain ASCII addresses are recognised and
+    canonicalised by Arrow compute kernels, and only the other values (Unicode, IDN, blanks,
+    nulls, rejects) become Python strings and go through :func:`normalize_email` one by one.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(raw, pa.ChunkedArray):
+        raw = raw.combine_chunks()
+    if pa.types.is_dictionary(raw.type):
+        raw = raw.dictionary_decode()
+    canonical = pc.ascii_lower(pc.ascii_trim_whitespace(raw))
+    other = pc.invert(_simple_mask(raw, canonical))
+    positions = pc.indices_nonzero(other)
+    if len(positions) == 0:
+        return NormalizedBatch(emails=canonical)
+    # Each distinct value once (blanks and repeats are common), nulls apart.
+    others = raw.take(positions).dictionary_encode()
+    results = [normalize_email(value) for value in others.dictionary.to_pylist()]
+    invalid: dict[str, int] = {}
+    for entry in pc.value_counts(others.indices).to_pylist():
+        index, count = entry["values"], entry["counts"]
+        reason = normalize_email(None)[1] if index is None else results[index][1]
+        if reason is not None:
+            invalid[reason] = invalid.get(reason, 0) + count
+    forms = pa.array([email for email, _ in results], type=canonical.type).take(others.indices)
+    replaced = pc.replace_with_mask(canonical, other, forms)
+    return NormalizedBatch(emails=replaced.drop_null(), invalid=invalid)
+
+
 def normalize_chunk(raw_emails: Iterable[str | None]) -> NormalizedChunk:
     """Normalise a chunk of raw addresses, dropping invalid ones (counted) and repeats.
 
-    The same as :func:`normalize_email` on each value; plain ASCII addresses are recognised in
-    bulk by Arrow and only the rest go through :func:`normalize_email` one by one.
+    :func:`normalize_batch` (so :func:`normalize_email` on each value) and then a
+    first-seen-wins dedupe within the chunk.
     """
+    import pyarrow as pa
+
     raw = list(raw_emails)
-    canonical, simple = _simple_ascii(raw)
-    result = NormalizedChunk()
+    batch = normalize_batch(pa.array(raw, type=pa.string()))
+    result = NormalizedChunk(invalid=batch.invalid)
     seen: set[str] = set()
-    for value, simple_form, is_simple in zip(raw, canonical, simple, strict=True):
-        email, reason = (simple_form, None) if is_simple else normalize_email(value)
-        if email is None:
-            assert reason is not None
-            result.invalid[reason] = result.invalid.get(reason, 0) + 1
-        elif email in seen:
+    for email in batch.emails.to_pylist():
+        if email in seen:
             result.duplicates_in_chunk += 1
         else:
             seen.add(email)
@@ -130,15 +182,12 @@ _SIMPLE_EMAIL = rf"^{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[a-z](?:[a-z0-9]|-[a-z0
 _LONG_LABEL = r"@(?:[a-z0-9-]*\.)*[a-z0-9-]{64}"
 
 
-def _simple_ascii(raw: list[str | None]) -> tuple[list[str | None], list[bool]]:
-    """For each value: its canonical form if it is a simple ASCII address, and whether it is."""
-    # Imported here: commands that never normalise (``--help``, ``status``) stay light.
-    import pyarrow as pa
+def _simple_mask(values: pa.Array, canonical: pa.Array) -> pa.Array:
+    """Whether each value is a simple ASCII address (``canonical`` then is its canonical form);
+    false for nulls."""
     import pyarrow.compute as pc
 
-    values = pa.array(raw, type=pa.string())
-    canonical = pc.ascii_lower(pc.ascii_trim_whitespace(values))
-    simple = pc.and_(
+    return pc.and_(
         pc.and_(
             pc.string_is_ascii(values), pc.less_equal(pc.binary_length(canonical), MAX_EMAIL_LENGTH)
         ),
@@ -147,7 +196,6 @@ def _simple_ascii(raw: list[str | None]) -> tuple[list[str | None], list[bool]]:
             pc.invert(pc.match_substring_regex(canonical, _LONG_LABEL)),
         ),
     ).fill_null(False)
-    return canonical.to_pylist(), simple.to_pylist()
 
 
 def mask_email(email: str) -> str:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from audience_sync.sources.base import MemberSource
 
 
@@ -86,3 +88,12 @@ def write_jsonl(path: Path, messages: Iterable[dict[str, Any]], *, gz: bool = Fa
     else:
         path.write_text(lines, encoding="utf-8")
     return path
+
+
+def read_all_batches(source: MemberSource, chunk_size: int = 1000) -> list[str | None]:
+    """Every raw email the source's Arrow batches hold, in order (each checked to be strings)."""
+    values: list[str | None] = []
+    for batch in source.batches(chunk_size):
+        assert pa.types.is_string(batch.type) or pa.types.is_large_string(batch.type)
+        values.extend(batch.to_pylist())
+    return values

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audience_sync.normalize import mask_email, normalize_chunk, normalize_email
+from audience_sync.normalize import mask_email, normalize_batch, normalize_chunk, normalize_email
 
 
 @pytest.mark.parametrize(
@@ -175,6 +176,14 @@ EDGE_CASES = [
     "a\x00@b.com",
     "a@b.com\x00",
     "a@b.com\u200b",
+    "",
+    "   ",
+    "\u3000a@b.com",
+    "a@B\u00dcCHER.DE",
+    "a@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444",
+    "a@XN--BCHER-KVA.DE",
+    "a@" + "b" * 63 + "." + "c" * 63,
+    "a" * 200 + "@" + "b" * 63 + ".com",
 ]
 
 
@@ -202,3 +211,58 @@ def test_chunk_agrees_with_normalize_email_row_by_row(raw: list[str | None]) -> 
     assert chunk.emails == expected_emails
     assert chunk.invalid == invalid
     assert chunk.duplicates_in_chunk == len(raw) - sum(invalid.values()) - len(expected_emails)
+
+
+def expected_batch(raw: list[str | None]) -> tuple[list[str], dict[str, int]]:
+    """What normalize_email says value by value: the valid forms in order, repeats kept."""
+    emails: list[str] = []
+    invalid: dict[str, int] = {}
+    for value in raw:
+        email, reason = normalize_email(value)
+        if email is None:
+            assert reason is not None
+            invalid[reason] = invalid.get(reason, 0) + 1
+        else:
+            emails.append(email)
+    return emails, invalid
+
+
+def test_batch_agrees_with_normalize_email_on_edge_cases_in_one_batch() -> None:
+    raw: list[str | None] = [None, *EDGE_CASES, *EDGE_CASES]
+    batch = normalize_batch(pa.array(raw, type=pa.string()))
+    assert (batch.emails.to_pylist(), batch.invalid) == expected_batch(raw)
+
+
+def test_batch_keeps_repeats_and_input_order() -> None:
+    batch = normalize_batch(
+        pa.array(["B@x.com", "user@b\u00fccher.de", "b@x.com ", None, "a@x.com"])
+    )
+    assert batch.emails.to_pylist() == [
+        "b@x.com",
+        "user@xn--bcher-kva.de",
+        "b@x.com",
+        "a@x.com",
+    ]
+    assert batch.invalid == {"empty": 1}
+
+
+def test_batch_of_simple_addresses_only_and_empty_batch() -> None:
+    assert normalize_batch(pa.array([" A@B.COM"])).emails.to_pylist() == ["a@b.com"]
+    empty = normalize_batch(pa.array([], type=pa.string()))
+    assert (empty.emails.to_pylist(), empty.invalid) == ([], {})
+
+
+@settings(max_examples=300, derandomize=True)
+@given(
+    st.lists(_RAW, max_size=40),
+    st.sampled_from([pa.string(), pa.large_string()]),
+    st.integers(min_value=0, max_value=3),
+)
+def test_batch_agrees_with_normalize_email_row_by_row(
+    raw: list[str | None], string_type: pa.DataType, offset: int
+) -> None:
+    """Also on large strings and on a slice (an array whose data starts at an offset)."""
+    array = pa.array([None] * offset + raw, type=string_type).slice(offset)
+    batch = normalize_batch(array)
+    assert batch.emails.type == string_type
+    assert (batch.emails.to_pylist(), batch.invalid) == expected_batch(raw)
