@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from audience_sync.errors import AudienceSyncError, ListrakError, StopRunError
 from audience_sync.listrak.client import ListrakClient
-from audience_sync.state import changes, ledger
+from audience_sync.state import ledger
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
@@ -97,12 +97,11 @@ def abandon(engine: Engine, import_row_id: int, *, lease_seconds: float) -> Open
             )
         reason = f"abandoned by an operator at {utcnow():%Y-%m-%d %H:%M UTC}; sent again"
         with engine.begin() as conn:
-            changes.fail_import(conn, import_row_id, reason)
-            ledger.update_import(
+            ledger.give_up_import(
                 conn,
                 import_row_id,
                 status=ImportStatus.ABANDONED,
-                error=reason,
+                reason=reason,
                 finished_at=utcnow(),
             )
     return match
