@@ -18,13 +18,11 @@ from audience_sync.alerts.delivery import receiver_label
 from audience_sync.alerts.facts import leading_true, not_synced_history
 from audience_sync.config import AppConfig
 from audience_sync.report import AudienceSummary, summarize_run
+from audience_sync.state import ledger_queries
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.statuses import OPEN_IMPORT_STATUSES
 from audience_sync.state.tables import (
-    audiences,
     listrak_imports,
-    memberships,
-    run_audiences,
     run_steps,
     sync_runs,
     verify_checks,
@@ -156,32 +154,20 @@ def _per_audience(conn: Connection, gauges: _Gauges, keys: list[str]) -> None:
     )
     summaries: dict[int, dict[str, AudienceSummary]] = {}
     for key in keys:
-        audience_id = conn.execute(select(audiences.c.id).where(audiences.c.key == key)).scalar()
+        audience_id = conn.execute(ledger_queries.audience_id(key)).scalar()
         if audience_id is None:
             continue
         confirmed.labels(audience=key).set(
-            conn.execute(
-                select(func.count())
-                .select_from(memberships)
-                .where(memberships.c.audience_id == audience_id, memberships.c.value == "on")
-            ).scalar_one()
+            conn.execute(ledger_queries.confirmed_on_count(audience_id)).scalar_one()
         )
         last = conn.execute(
-            select(sync_runs.c.id, sync_runs.c.finished_at, run_audiences.c.status)
-            .join(run_audiences, run_audiences.c.run_id == sync_runs.c.id)
-            .where(
-                run_audiences.c.audience_id == audience_id,
-                sync_runs.c.trigger != "plan",
-                sync_runs.c.finished_at.is_not(None),
-            )
-            .order_by(sync_runs.c.id.desc())
-            .limit(1)
+            ledger_queries.last_run_of_audience(audience_id, finished_only=True)
         ).first()
         if last is None:
             continue
         timestamp.labels(audience=key).set(as_utc(last.finished_at).timestamp())
         for name in AUDIENCE_STATUSES:
-            status.labels(audience=key, status=name).set(1 if last.status == name else 0)
+            status.labels(audience=key, status=name).set(1 if last.audience_status == name else 0)
         in_a_row.labels(audience=key).set(
             leading_true(not_synced_history(conn, audience_id, last.id))
         )

@@ -10,17 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from audience_sync.errors import AudienceSyncError, ListrakError, StopRunError
 from audience_sync.listrak.client import ListrakClient
-from audience_sync.state import changes, ledger
+from audience_sync.state import ledger, ledger_queries
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
-from audience_sync.state.statuses import OPEN_IMPORT_STATUSES, ImportStatus
-from audience_sync.state.tables import audiences, listrak_imports
+from audience_sync.state.statuses import ImportStatus
 
 
 class NoSuchOpenImportError(AudienceSyncError):
@@ -46,25 +44,11 @@ class OpenImport:
 def list_open(engine: Engine) -> list[OpenImport]:
     ensure_current(engine)
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                listrak_imports.c.id,
-                audiences.c.key,
-                listrak_imports.c.run_id,
-                listrak_imports.c.file_name,
-                listrak_imports.c.status,
-                listrak_imports.c.created_at,
-                listrak_imports.c.list_id,
-                listrak_imports.c.listrak_import_id,
-            )
-            .join(audiences, audiences.c.id == listrak_imports.c.audience_id)
-            .where(listrak_imports.c.status.in_(OPEN_IMPORT_STATUSES))
-            .order_by(listrak_imports.c.id)
-        ).all()
+        rows = conn.execute(ledger_queries.open_imports()).all()
     return [
         OpenImport(
-            id=r.id,
-            audience=r.key,
+            id=r.import_id,
+            audience=r.audience,
             run_id=r.run_id,
             file_name=r.file_name,
             status=r.status,
@@ -97,12 +81,11 @@ def abandon(engine: Engine, import_row_id: int, *, lease_seconds: float) -> Open
             )
         reason = f"abandoned by an operator at {utcnow():%Y-%m-%d %H:%M UTC}; sent again"
         with engine.begin() as conn:
-            changes.fail_import(conn, import_row_id, reason)
-            ledger.update_import(
+            ledger.give_up_import(
                 conn,
                 import_row_id,
                 status=ImportStatus.ABANDONED,
-                error=reason,
+                reason=reason,
                 finished_at=utcnow(),
             )
     return match

@@ -1,16 +1,16 @@
-"""What a run did, per audience, read back from the ledger (used by the CLI and the demo)."""
+"""What a run did, per audience, read back from the ledger through
+:mod:`audience_sync.state.ledger_queries` (used by the CLI, the demo, alerts and metrics)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from audience_sync.redaction import one_line, one_line_or_none
+from audience_sync.state import ledger_queries
 from audience_sync.state.statuses import ChangeAction, ChangeStatus
-from audience_sync.state.tables import audiences, run_audiences, run_changes, sync_runs
 
 
 @dataclass
@@ -40,42 +40,22 @@ class RunSummary:
 
 def summarize_run(engine: Engine, run_id: int) -> RunSummary:
     with engine.connect() as conn:
-        run = conn.execute(select(sync_runs).where(sync_runs.c.id == run_id)).one()
-        rows = conn.execute(
-            select(run_audiences, audiences.c.key)
-            .join(audiences, audiences.c.id == run_audiences.c.audience_id)
-            .where(run_audiences.c.run_id == run_id)
-            .order_by(audiences.c.key)
-        ).all()
-        changes = conn.execute(
-            select(
-                run_changes.c.audience_id,
-                run_changes.c.action,
-                run_changes.c.status,
-                run_changes.c.reason,
-                func.count(),
-            )
-            .where(run_changes.c.run_id == run_id)
-            .group_by(
-                run_changes.c.audience_id,
-                run_changes.c.action,
-                run_changes.c.status,
-                run_changes.c.reason,
-            )
-        ).all()
+        run = conn.execute(ledger_queries.run(run_id)).one()
+        rows = conn.execute(ledger_queries.run_audiences_of(run_id)).all()
+        changes = conn.execute(ledger_queries.change_counts(run_id=run_id, audience=None)).all()
     summaries = []
     for row in rows:
         summary = AudienceSummary(
-            key=row.key,
+            key=row.audience,
             status=row.status,
-            snapshot=row.snapshot_count,
-            invalid=row.invalid_count,
-            unchanged=row.unchanged_count,
-            parked=row.parked_count,
+            snapshot=row.snapshot,
+            invalid=row.invalid,
+            unchanged=row.unchanged,
+            parked=row.parked,
             error=one_line_or_none(row.error),
         )
-        for audience_id, action, status, reason, count in changes:
-            if audience_id != row.audience_id:
+        for _run, audience, action, status, reason, count in changes:
+            if audience != row.audience:
                 continue
             if status == ChangeStatus.CONFIRMED:
                 if action == ChangeAction.ON:
@@ -91,7 +71,7 @@ def summarize_run(engine: Engine, run_id: int) -> RunSummary:
             else:
                 summary.pending += count
         summaries.append(summary)
-    return RunSummary(run.id, run.trigger, run.status, one_line_or_none(run.error), summaries)
+    return RunSummary(run.run_id, run.trigger, run.status, one_line_or_none(run.error), summaries)
 
 
 def format_run(summary: RunSummary) -> str:

@@ -1,4 +1,9 @@
-"""Read-only views of the ledger for operators: ``status``, ``history`` and ``show RUN``."""
+"""What operators read: ``status``, ``history`` and ``show RUN``.
+
+The ledger is asked through :mod:`audience_sync.state.ledger_queries` (the read model the
+report and the analysis API share); this module adds what only a live operator view needs
+(the scheduler, the run lock, whether a ``running`` run's process still lives) and the text.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +12,17 @@ import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TextIO
+from typing import Any, TextIO
 
-from sqlalchemy import Table, and_, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.sql.elements import ColumnElement
 
 from audience_sync.redaction import one_line
+from audience_sync.state import ledger_queries
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.lock import process_alive
-from audience_sync.state.statuses import (
-    UNRESOLVED_CHANGE_STATUSES,
-    ChangeAction,
-    RunStatus,
-    RunTrigger,
-)
-from audience_sync.state.tables import (
-    audiences,
-    listrak_imports,
-    memberships,
-    parked_contacts,
-    run_audiences,
-    run_changes,
-    run_lock,
-    scheduler_state,
-    sync_runs,
-)
+from audience_sync.state.statuses import RunStatus
+from audience_sync.state.tables import run_lock, scheduler_state
 
 GONE = "interrupted (process gone)"
 CSV_COLUMNS = ("run_id", "audience", "email", "action", "status", "reason")
@@ -76,42 +66,15 @@ def status(engine: Engine, audience_keys: Sequence[str]) -> Status:
 
 
 def _audience_status(conn: Connection, key: str) -> AudienceStatus:
-    audience_id = conn.execute(select(audiences.c.id).where(audiences.c.key == key)).scalar()
+    audience_id = conn.execute(ledger_queries.audience_id(key)).scalar()
     if audience_id is None:
         return AudienceStatus(key, None, None, None, None, None, 0, 0, 0)
-    last = conn.execute(
-        select(
-            sync_runs.c.id,
-            sync_runs.c.trigger,
-            sync_runs.c.status,
-            sync_runs.c.started_at,
-            sync_runs.c.finished_at,
-            sync_runs.c.host,
-            sync_runs.c.pid,
-            run_audiences.c.status.label("audience_status"),
-        )
-        .join(run_audiences, run_audiences.c.run_id == sync_runs.c.id)
-        .where(run_audiences.c.audience_id == audience_id, sync_runs.c.trigger != RunTrigger.PLAN)
-        .order_by(sync_runs.c.id.desc())
-        .limit(1)
-    ).first()
-    confirmed = _count(
-        conn,
-        and_(memberships.c.audience_id == audience_id, memberships.c.value == ChangeAction.ON),
-        memberships,
-    )
-    skipped = _count(conn, parked_contacts.c.audience_id == audience_id, parked_contacts)
+    last = conn.execute(ledger_queries.last_run_of_audience(audience_id)).first()
+    confirmed = _count(conn, ledger_queries.confirmed_on_count(audience_id))
+    skipped = _count(conn, ledger_queries.parked_count(audience_id))
     pending = 0
     if last is not None:
-        pending = _count(
-            conn,
-            and_(
-                run_changes.c.run_id == last.id,
-                run_changes.c.audience_id == audience_id,
-                run_changes.c.status.in_(UNRESOLVED_CHANGE_STATUSES),
-            ),
-            run_changes,
-        )
+        pending = _count(conn, ledger_queries.unresolved_count(last.id, audience_id))
     return AudienceStatus(
         key=key,
         last_run=last.id if last else None,
@@ -125,8 +88,7 @@ def _audience_status(conn: Connection, key: str) -> AudienceStatus:
     )
 
 
-def _count(conn: Connection, where: ColumnElement[bool], table: Table) -> int:
-    query = select(func.count()).select_from(table).where(where)
+def _count(conn: Connection, query: Select[Any]) -> int:
     return int(conn.execute(query).scalar_one())
 
 
@@ -201,13 +163,13 @@ def format_status(state: Status, *, schedule_configured: str) -> str:
 
 
 def history(engine: Engine, *, limit: int) -> list[dict[str, object]]:
-    """The newest runs; ``resolved`` counts, by outcome, the imports of earlier runs each run
-    resolved (``lost``, ``abandoned``, ``finished``, ``failed``); a ``running`` run whose
-    process is gone reads as interrupted."""
+    """The newest runs (the columns of :func:`ledger_queries.runs`); ``resolved`` counts, by
+    outcome, the imports of earlier runs each run resolved (``lost``, ``abandoned``,
+    ``finished``, ``failed``); a ``running`` run whose process is gone reads as interrupted."""
     with engine.connect() as conn:
         rows = [
             dict(r._mapping)
-            for r in conn.execute(select(sync_runs).order_by(sync_runs.c.id.desc()).limit(limit))
+            for r in conn.execute(ledger_queries.runs(newest=limit, with_process=True))
         ]
         for run in rows:
             host, pid = run["host"], run["pid"]
@@ -222,15 +184,13 @@ def history(engine: Engine, *, limit: int) -> list[dict[str, object]]:
                 run["error"] = "process gone; the next run resolves it"
         resolved: dict[int, dict[str, int]] = {}
         if rows:
-            counts = conn.execute(
-                select(listrak_imports.c.resolved_run_id, listrak_imports.c.status, func.count())
-                .where(listrak_imports.c.resolved_run_id >= min(int(str(r["id"])) for r in rows))
-                .group_by(listrak_imports.c.resolved_run_id, listrak_imports.c.status)
-            ).all()
-            for run_id, status, count in counts:
+            oldest = min(int(str(r["run_id"])) for r in rows)
+            for run_id, status, count in conn.execute(
+                ledger_queries.resolved_imports(since_run=oldest)
+            ):
                 resolved.setdefault(int(run_id), {})[str(status)] = int(count)
     for row in rows:
-        row["resolved"] = resolved.get(int(str(row["id"])), {})
+        row["resolved"] = resolved.get(int(str(row["run_id"])), {})
     return rows
 
 
@@ -259,9 +219,9 @@ def format_history(runs: list[dict[str, object]]) -> str:
         error = one_line(str(r["error"] or ""))
         note = _resolved_note(r.get("resolved"))
         lines.append(
-            f"{r['id']:>5}  {r['trigger']!s:<9} {r['status']!s:<11} {_time(started):<19} "
-            f"{took:>8} {r['planned_count']:>8} {r['confirmed_count']:>9} "
-            f"{r['skipped_count']:>8} {r['failed_count']:>7}  "
+            f"{r['run_id']:>5}  {r['trigger']!s:<9} {r['status']!s:<11} {_time(started):<19} "
+            f"{took:>8} {r['planned']:>8} {r['confirmed']:>9} "
+            f"{r['skipped']:>8} {r['failed']:>7}  "
             + (error[:80] + "..." if len(error) > 80 else error)
             + (f" [{note}]" if note else "")
         )
@@ -270,7 +230,7 @@ def format_history(runs: list[dict[str, object]]) -> str:
 
 def run_exists(engine: Engine, run_id: int) -> bool:
     with engine.connect() as conn:
-        found = conn.execute(select(sync_runs.c.id).where(sync_runs.c.id == run_id)).scalar()
+        found = conn.execute(ledger_queries.run_exists(run_id)).scalar()
     return found is not None
 
 
@@ -284,31 +244,13 @@ def changes(
     limit: int | None = None,
 ) -> Iterator[ChangeRow]:
     """Stream a run's changes in (audience, email) order, filtered."""
-    query = (
-        select(
-            run_changes.c.run_id,
-            audiences.c.key,
-            run_changes.c.email,
-            run_changes.c.action,
-            run_changes.c.status,
-            run_changes.c.reason,
-        )
-        .join(audiences, audiences.c.id == run_changes.c.audience_id)
-        .where(run_changes.c.run_id == run_id)
-        .order_by(audiences.c.key, run_changes.c.email)
-    )
-    if audience is not None:
-        query = query.where(audiences.c.key == audience)
-    if action is not None:
-        query = query.where(run_changes.c.action == action)
-    if status is not None:
-        query = query.where(run_changes.c.status == status)
+    query = ledger_queries.changes(run_id=run_id, audience=audience, action=action, status=status)
     if limit is not None:
         query = query.limit(limit)
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=10_000).execute(query)
         for row in result:
-            yield (row[0], row[1], row[2], row[3], row[4], row[5] or "")
+            yield (row.run_id, row.audience, row.email, row.action, row.status, row.reason or "")
 
 
 def write_csv(rows: Iterator[ChangeRow], out: TextIO) -> int:

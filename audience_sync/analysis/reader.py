@@ -12,9 +12,10 @@ from matplotlib.axes import Axes
 from sqlalchemy import Select
 from sqlalchemy.engine import Engine
 
-from audience_sync.analysis import locate, plots, queries
+from audience_sync.analysis import locate, plots
 from audience_sync.errors import AudienceSyncError
 from audience_sync.normalize import normalize_email
+from audience_sync.state import ledger_queries
 from audience_sync.state.db import make_engine
 from audience_sync.state.migrate import ensure_current
 from audience_sync.state.statuses import ChangeStatus
@@ -84,12 +85,12 @@ class Ledger:
         0       1  manual  succeeded       2655       95
         1       2  manual  succeeded        390        5
         """
-        return self._read(queries.runs())
+        return self._read(ledger_queries.runs())
 
     def last_run(self) -> int:
         """The id of the newest run."""
         with self.engine.connect() as conn:
-            run_id = conn.execute(queries.last_run_id()).scalar()
+            run_id = conn.execute(ledger_queries.last_run_id()).scalar()
         if run_id is None:
             raise NotInLedgerError("the state database has no runs yet")
         return int(run_id)
@@ -113,7 +114,7 @@ class Ledger:
         0       2  vip_customer  customer00042@example.com    off  confirmed   None ...
         """
         return self._read(
-            queries.changes(
+            ledger_queries.changes(
                 run_id=self._run_id(run),
                 audience=self._audience(audience),
                 action=action,
@@ -127,7 +128,9 @@ class Ledger:
         >>> ledger.change_counts("last").query("status == 'confirmed'")  # doctest: +SKIP
         """
         return self._read(
-            queries.change_counts(run_id=self._run_id(run), audience=self._audience(audience))
+            ledger_queries.change_counts(
+                run_id=self._run_id(run), audience=self._audience(audience)
+            )
         )
 
     # --- audiences ------------------------------------------------------------------------
@@ -135,7 +138,7 @@ class Ledger:
     def audiences(self) -> list[str]:
         """The audience keys the state database knows."""
         with self.engine.connect() as conn:
-            return list(conn.execute(queries.audience_keys()).scalars())
+            return list(conn.execute(ledger_queries.audience_keys()).scalars())
 
     def membership(self, audience: str, as_of_run: Run = None) -> pd.DataFrame:
         """The audience's members as Listrak had confirmed them after run ``as_of_run``.
@@ -149,7 +152,7 @@ class Ledger:
         >>> set(first.email) - set(now.email)  # who left since run 1  # doctest: +SKIP
         """
         return self._read(
-            queries.membership(
+            ledger_queries.membership(
                 audience=self._required_audience(audience), as_of_run=self._run_id(as_of_run)
             )
         )
@@ -160,7 +163,7 @@ class Ledger:
         >>> ledger.audience_sizes().pivot(index="run_id", columns="audience",
         ...                              values="members")  # doctest: +SKIP
         """
-        return self._read(queries.audience_sizes())
+        return self._read(ledger_queries.audience_sizes())
 
     # --- skips and imports ----------------------------------------------------------------
 
@@ -175,7 +178,7 @@ class Ledger:
         >>> ledger.skipped("last", reason="NotSubscribed")  # doctest: +SKIP
         """
         frame = self._read(
-            queries.skipped(
+            ledger_queries.skipped(
                 run_id=self._run_id(run), audience=self._audience(audience), reason=reason
             )
         )
@@ -200,7 +203,7 @@ class Ledger:
         >>> ledger.imports("last")[["audience", "rows", "status", "confirmed"]]  # doctest: +SKIP
         """
         frame = self._read(
-            queries.imports(run_id=self._run_id(run), audience=self._audience(audience))
+            ledger_queries.imports(run_id=self._run_id(run), audience=self._audience(audience))
         )
         frame["summary"] = frame["summary"].map(_json_or_none)
         return frame
@@ -213,7 +216,9 @@ class Ledger:
         >>> ledger.contact_history("Customer00042@Example.com")  # doctest: +SKIP
         """
         return self._read(
-            queries.contact_history(email=_canonical(email), audience=self._audience(audience))
+            ledger_queries.contact_history(
+                email=_canonical(email), audience=self._audience(audience)
+            )
         )
 
     def contact_state(self, email: str) -> pd.DataFrame:
@@ -221,7 +226,7 @@ class Ledger:
 
         >>> ledger.contact_state("not-on-list0@example.com")  # doctest: +SKIP
         """
-        return self._read(queries.contact_state(email=_canonical(email)))
+        return self._read(ledger_queries.contact_state(email=_canonical(email)))
 
     # --- plots ----------------------------------------------------------------------------
 
@@ -264,7 +269,7 @@ class Ledger:
         if isinstance(run, bool) or not isinstance(run, int):
             raise TypeError(f"run must be a run id, 'last' or None, not {run!r}")
         with self.engine.connect() as conn:
-            if conn.execute(queries.run_exists(run)).first() is None:
+            if conn.execute(ledger_queries.run_exists(run)).first() is None:
                 raise NotInLedgerError(f"there is no run {run} in the state database")
         return run
 

@@ -46,12 +46,11 @@ def give_up_import(
 ) -> None:
     """``lost`` or ``abandoned``: its changes fail, so the next plan sends them again."""
     with ctx.engine.begin() as conn:
-        changes.fail_import(conn, int(row["id"]), reason)
-        ledger.update_import(
+        ledger.give_up_import(
             conn,
             int(row["id"]),
             status=status,
-            error=reason,
+            reason=reason,
             resolved_run_id=resolved_by(ctx, row),
         )
     logger.warning(f"import.{status}", extra={"file_name": row["file_name"], "reason": reason})

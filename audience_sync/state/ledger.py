@@ -280,3 +280,26 @@ def open_imports(conn: Connection, run_id: int) -> list[dict[str, Any]]:
         .order_by(listrak_imports.c.id)
     )
     return [dict(r._mapping) for r in rows]
+
+
+def give_up_import(
+    conn: Connection,
+    import_row_id: int,
+    *,
+    status: ImportStatus,
+    reason: str,
+    finished_at: datetime | None = None,
+    resolved_run_id: int | None = None,
+) -> None:
+    """An import ``lost`` or ``abandoned`` (by a run or an operator): its unresolved changes
+    fail, so the next plan sends them again, and the import ends in ``status`` with ``reason``
+    as its error."""
+    changes.fail_import(conn, import_row_id, reason)
+    update_import(
+        conn,
+        import_row_id,
+        status=status,
+        error=reason,
+        finished_at=finished_at,
+        resolved_run_id=resolved_run_id,
+    )

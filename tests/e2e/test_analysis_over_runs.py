@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine
 
-from audience_sync import analysis
+from audience_sync import analysis, report, runlog
 from audience_sync.errors import StateError
 from tests.harness import Harness
 
@@ -51,6 +51,29 @@ def test_membership_and_changes_match_what_listrak_and_the_state_hold(harness: H
         imports = ledger.imports()
         assert imports["confirmed"].tolist() == [len(FIRST), 3]
         assert imports["rows"].tolist() == [len(FIRST) + 1, 3]
+
+
+def test_history_and_the_run_report_count_what_the_analysis_api_counts(harness: Harness) -> None:
+    """``history``, the run report and the analysis API read one read model of the ledger:
+    for the same runs they give the same counts."""
+    first, second, _ = two_runs(harness)
+    history = runlog.history(harness.engine, limit=10)
+    columns = ["run_id", "trigger", "status", "planned", "confirmed", "skipped", "failed"]
+    with analysis.open(harness.state_url) as ledger:
+        runs = ledger.runs()
+        counts = ledger.change_counts()
+    assert [[row[c] for c in columns] for row in reversed(history)] == runs[columns].values.tolist()
+    assert [row["run_id"] for row in history] == [second, first]
+    for run_id in (first, second):
+        (summary,) = report.summarize_run(harness.engine, run_id).audiences
+        of_run = counts[(counts["run_id"] == run_id) & (counts["audience"] == summary.key)]
+        by_status = of_run.groupby(["status", "action"])["contacts"].sum().to_dict()
+        assert summary.turned_on == by_status.get(("confirmed", "on"), 0)
+        assert summary.turned_off == by_status.get(("confirmed", "off"), 0)
+        assert sum(summary.skipped.values()) == by_status.get(("skipped", "on"), 0) + (
+            by_status.get(("skipped", "off"), 0)
+        )
+    assert summary.turned_on + summary.turned_off > 0  # the second run changed something
 
 
 def test_open_takes_a_config_path_or_a_sqlite_file(sqlite_harness: Harness) -> None:

@@ -1,6 +1,14 @@
-"""The analysis API's questions as SQLAlchemy Core selects: pure, no I/O, bound parameters only.
+"""The read model of the ledger: every question asked of runs, changes, imports and
+memberships, as SQLAlchemy Core selects. Pure, no I/O, bound parameters only.
 
-Every select joins the audience key in, so callers never see internal audience ids.
+``status``, ``history`` and ``show`` (:mod:`audience_sync.runlog`), the run report
+(:mod:`audience_sync.report`), ``imports`` (:mod:`audience_sync.open_imports`) and the analysis
+API (:mod:`audience_sync.analysis`) all ask through these selects, so each fact of the ledger is
+computed in one place; the callers only present the rows (text, JSON or DataFrames). Nothing
+here imports pandas: the CLI uses it too.
+
+Selects that name audiences join the audience key in, so callers never see internal audience
+ids (the ``status`` counts, asked per audience, take one).
 """
 
 from __future__ import annotations
@@ -9,12 +17,19 @@ from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, func, or_, select, true
 
-from audience_sync.state.statuses import ChangeAction, ChangeStatus
+from audience_sync.state.statuses import (
+    OPEN_IMPORT_STATUSES,
+    UNRESOLVED_CHANGE_STATUSES,
+    ChangeAction,
+    ChangeStatus,
+    RunTrigger,
+)
 from audience_sync.state.tables import (
     audiences,
     listrak_imports,
     memberships,
     parked_contacts,
+    run_audiences,
     run_changes,
     sync_runs,
 )
@@ -32,8 +47,11 @@ def audience_keys() -> Select[Any]:
     return select(audiences.c.key).order_by(audiences.c.key)
 
 
-def runs() -> Select[Any]:
-    return select(
+def runs(*, newest: int | None = None, with_process: bool = False) -> Select[Any]:
+    """One row per run with its change counts, oldest first; with ``newest``, only that many
+    of the newest runs, newest first. ``with_process`` adds the ``host`` and ``pid`` that ran
+    it (to tell a live ``running`` run from a dead one)."""
+    query = select(
         sync_runs.c.id.label("run_id"),
         sync_runs.c.trigger,
         sync_runs.c.status,
@@ -44,7 +62,49 @@ def runs() -> Select[Any]:
         sync_runs.c.skipped_count.label("skipped"),
         sync_runs.c.failed_count.label("failed"),
         sync_runs.c.error,
-    ).order_by(sync_runs.c.id)
+    )
+    if with_process:
+        query = query.add_columns(sync_runs.c.host, sync_runs.c.pid)
+    if newest is not None:
+        return query.order_by(sync_runs.c.id.desc()).limit(newest)
+    return query.order_by(sync_runs.c.id)
+
+
+def run(run_id: int) -> Select[Any]:
+    """One run, as :func:`runs` has it."""
+    return runs().where(sync_runs.c.id == run_id)
+
+
+def run_audiences_of(run_id: int) -> Select[Any]:
+    """What a run recorded per audience: its outcome and snapshot counts, by audience key."""
+    return (
+        select(
+            audiences.c.key.label("audience"),
+            run_audiences.c.status,
+            run_audiences.c.snapshot_count.label("snapshot"),
+            run_audiences.c.invalid_count.label("invalid"),
+            run_audiences.c.unchanged_count.label("unchanged"),
+            run_audiences.c.parked_count.label("parked"),
+            run_audiences.c.error,
+        )
+        .join(audiences, audiences.c.id == run_audiences.c.audience_id)
+        .where(run_audiences.c.run_id == run_id)
+        .order_by(audiences.c.key)
+    )
+
+
+def resolved_imports(*, since_run: int) -> Select[Any]:
+    """Per run from ``since_run`` on: the imports of earlier runs it resolved, by outcome
+    (columns ``run_id``, ``status``, ``imports``)."""
+    return (
+        select(
+            listrak_imports.c.resolved_run_id.label("run_id"),
+            listrak_imports.c.status,
+            func.count().label("imports"),
+        )
+        .where(listrak_imports.c.resolved_run_id >= since_run)
+        .group_by(listrak_imports.c.resolved_run_id, listrak_imports.c.status)
+    )
 
 
 def changes(
@@ -299,6 +359,87 @@ def contact_state(*, email: str) -> Select[Any]:
             ),
         )
         .order_by(audiences.c.key)
+    )
+
+
+def open_imports() -> Select[Any]:
+    """Imports posted to Listrak (or about to be) and not yet resolved, oldest first."""
+    return (
+        select(
+            listrak_imports.c.id.label("import_id"),
+            audiences.c.key.label("audience"),
+            listrak_imports.c.run_id,
+            listrak_imports.c.file_name,
+            listrak_imports.c.status,
+            listrak_imports.c.created_at,
+            listrak_imports.c.list_id,
+            listrak_imports.c.listrak_import_id,
+        )
+        .join(audiences, audiences.c.id == listrak_imports.c.audience_id)
+        .where(listrak_imports.c.status.in_(OPEN_IMPORT_STATUSES))
+        .order_by(listrak_imports.c.id)
+    )
+
+
+# --- one audience now (``status``, metrics) ----------------------------------------------
+
+
+def audience_id(key: str) -> Select[Any]:
+    return select(audiences.c.id).where(audiences.c.key == key)
+
+
+def last_run_of_audience(audience_id: int, *, finished_only: bool = False) -> Select[Any]:
+    """The newest run (not a ``plan``) that took the audience up: the run's ``status`` and
+    the audience's own outcome in it (``audience_status``)."""
+    query = (
+        select(
+            sync_runs.c.id,
+            sync_runs.c.trigger,
+            sync_runs.c.status,
+            sync_runs.c.started_at,
+            sync_runs.c.finished_at,
+            sync_runs.c.host,
+            sync_runs.c.pid,
+            run_audiences.c.status.label("audience_status"),
+        )
+        .join(run_audiences, run_audiences.c.run_id == sync_runs.c.id)
+        .where(run_audiences.c.audience_id == audience_id, sync_runs.c.trigger != RunTrigger.PLAN)
+        .order_by(sync_runs.c.id.desc())
+        .limit(1)
+    )
+    if finished_only:
+        query = query.where(sync_runs.c.finished_at.is_not(None))
+    return query
+
+
+def confirmed_on_count(audience_id: int) -> Select[Any]:
+    """Contacts whose value Listrak last confirmed as ``on``."""
+    return (
+        select(func.count())
+        .select_from(memberships)
+        .where(memberships.c.audience_id == audience_id, memberships.c.value == ChangeAction.ON)
+    )
+
+
+def parked_count(audience_id: int) -> Select[Any]:
+    """Contacts parked after a skip (not re-sent until something changes)."""
+    return (
+        select(func.count())
+        .select_from(parked_contacts)
+        .where(parked_contacts.c.audience_id == audience_id)
+    )
+
+
+def unresolved_count(run_id: int, audience_id: int) -> Select[Any]:
+    """Changes of one audience in a run that Listrak has not confirmed or skipped yet."""
+    return (
+        select(func.count())
+        .select_from(run_changes)
+        .where(
+            run_changes.c.run_id == run_id,
+            run_changes.c.audience_id == audience_id,
+            run_changes.c.status.in_(UNRESOLVED_CHANGE_STATUSES),
+        )
     )
 
 
