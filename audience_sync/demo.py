@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from audience_sync.config import Credentials, load_config
-from audience_sync.errors import AudienceSyncError
+from audience_sync.errors import DemoWorkdirError
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.pipeline import SyncJob
 from audience_sync.report import format_run, summarize_run
@@ -39,12 +39,6 @@ MARKER = ".audience-sync-demo"
 CONFIG_HEADER = "# Written by `audience-sync demo`"
 
 Echo = Callable[[str], None]
-
-
-class DemoWorkdirError(AudienceSyncError):
-    """The demo would overwrite files in a directory it did not create."""
-
-    exit_code = 2
 
 
 def run_demo(workdir: Path, *, echo: Echo = print, seed: int = 7, force: bool = False) -> Path:

@@ -80,6 +80,22 @@ class LockLostError(StopRunError):
     it stops before sending anything more."""
 
 
+class DemoWorkdirError(AudienceSyncError):
+    """The demo would overwrite files in a directory it did not create."""
+
+    exit_code = 2
+
+
+class NoSuchOpenImportError(AudienceSyncError):
+    """``imports abandon`` named an import that is not open."""
+
+    exit_code = 2
+
+
+class NotInLedgerError(AudienceSyncError, LookupError):
+    """The run or audience asked about is not in the state database."""
+
+
 class ListrakError(AudienceSyncError):
     """Anything Listrak (or the transport to it) answered that was not a success.
 

@@ -12,17 +12,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from audience_sync.errors import AudienceSyncError, ListrakError, StopRunError
+from audience_sync.errors import (
+    ListrakError,
+    NoSuchOpenImportError,
+    StopRunError,
+)
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.state import ledger, ledger_queries
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
 from audience_sync.state.statuses import ImportStatus
-
-
-class NoSuchOpenImportError(AudienceSyncError):
-    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ The notebooks in ``notebooks/`` read the database named by ``$AUDIENCE_SYNC_DB``
 """
 
 from audience_sync.analysis.locate import DB_ENV_VAR
-from audience_sync.analysis.reader import Ledger, NotInLedgerError, open
+from audience_sync.analysis.reader import Ledger, open
+from audience_sync.errors import NotInLedgerError
 
 __all__ = ["DB_ENV_VAR", "Ledger", "NotInLedgerError", "open"]

@@ -13,7 +13,7 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Engine
 
 from audience_sync.analysis import locate, plots
-from audience_sync.errors import AudienceSyncError
+from audience_sync.errors import NotInLedgerError
 from audience_sync.normalize import normalize_email
 from audience_sync.state import ledger_queries
 from audience_sync.state.db import make_engine
@@ -23,10 +23,6 @@ from audience_sync.state.statuses import ChangeStatus
 Run = int | Literal["last"] | None
 # Run ids that outer joins may leave empty: kept integers (pandas' nullable Int64), not floats.
 NULLABLE_RUN_COLUMNS = frozenset({"parked_by_run", "confirmed_run_id"})
-
-
-class NotInLedgerError(AudienceSyncError, LookupError):
-    """The run or audience asked about is not in the state database."""
 
 
 def open(target: str | os.PathLike[str]) -> Ledger:
