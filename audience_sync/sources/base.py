@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
@@ -100,3 +100,23 @@ class SourceBase(Generic[SpecT]):
 
         for chunk in self._read(chunk_size):
             yield pa.array(chunk, type=pa.string())
+
+
+def rebatch(arrays: Iterable[pa.Array], size: int) -> Iterator[pa.Array]:
+    """The values of ``arrays``, in order, ``size`` per array (the last may hold fewer)."""
+    import pyarrow as pa
+
+    pending: list[pa.Array] = []
+    pending_rows = 0
+    for array in arrays:
+        rest = array
+        while len(rest):
+            part = rest.slice(0, size - pending_rows)
+            rest = rest.slice(len(part))
+            pending.append(part)
+            pending_rows += len(part)
+            if pending_rows == size:
+                yield pending[0] if len(pending) == 1 else pa.concat_arrays(pending)
+                pending, pending_rows = [], 0
+    if pending:
+        yield pending[0] if len(pending) == 1 else pa.concat_arrays(pending)

@@ -12,7 +12,7 @@ import glob
 import gzip
 import lzma
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from audience_sync.errors import SourceError
-from audience_sync.sources.base import SourceBase
+from audience_sync.sources.base import SourceBase, rebatch
 from audience_sync.sources.read_errors import reading, shown_path
 from audience_sync.sources.specs import CsvSourceSpec, ParquetSourceSpec
 
@@ -41,24 +41,6 @@ def open_binary(path: Path) -> pa.NativeFile:
     if suffix == ".xz":
         return pa.PythonFile(lzma.open(path, "rb"), mode="r")
     return pa.OSFile(str(path))
-
-
-def rebatch(arrays: Iterable[pa.Array], size: int) -> Iterator[pa.Array]:
-    """The values of ``arrays``, in order, ``size`` per array (the last may hold fewer)."""
-    pending: list[pa.Array] = []
-    pending_rows = 0
-    for array in arrays:
-        rest = array
-        while len(rest):
-            part = rest.slice(0, size - pending_rows)
-            rest = rest.slice(len(part))
-            pending.append(part)
-            pending_rows += len(part)
-            if pending_rows == size:
-                yield pending[0] if len(pending) == 1 else pa.concat_arrays(pending)
-                pending, pending_rows = [], 0
-    if pending:
-        yield pending[0] if len(pending) == 1 else pa.concat_arrays(pending)
 
 
 def resolve_paths(pattern: str, base_dir: Path, audience_key: str) -> list[Path]:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Connection, CursorResult, make_url
@@ -25,6 +25,10 @@ from sqlalchemy.sql import Executable, TextClause
 from audience_sync.errors import SourceError
 from audience_sync.sources.base import SourceBase
 from audience_sync.sources.specs import ParamValue, SqlSourceSpec
+from audience_sync.sources.sql_arrow import ArrowQuery, adbc_available, adbc_target
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MIN_MASKED_LENGTH = 3
@@ -153,7 +157,12 @@ def as_raw_email(value: object) -> str | None:
 
 
 class SqlSource(SourceBase[SqlSourceSpec]):
-    """Runs the configured query and yields its email column, ``chunk_size`` rows at a time."""
+    """Runs the configured query and yields its email column, ``chunk_size`` rows at a time.
+
+    :meth:`batches` reads SQLite files and PostgreSQL through ADBC, as Arrow
+    (:mod:`~audience_sync.sources.sql_arrow`); other databases, and these when their ADBC
+    driver does not import, through SQLAlchemy, as :meth:`chunks` does.
+    """
 
     def describe(self) -> str:
         return f"sql:{describe_url(self._spec.url)}"
@@ -175,6 +184,31 @@ class SqlSource(SourceBase[SqlSourceSpec]):
                 self._notes["rows"] += len(rows)
                 yield [as_raw_email(row[index]) for row in rows]
 
+    def _read_batches(self, chunk_size: int) -> Iterator[pa.Array]:
+        resolved = interpolate_env(self._spec.url, self._environ, self._audience_key)
+        target = adbc_target(resolve_sqlite_file(resolved.url, self._base_dir))
+        if target is None or not adbc_available(target.backend):
+            yield from super()._read_batches(chunk_size)
+            return
+
+        def failed(cause: str) -> SourceError:
+            return SourceError(
+                f"audience {self._audience_key!r}: query against "
+                f"{describe_url(self._spec.url)} failed: {resolved.scrub(cause)}"
+            )
+
+        query = ArrowQuery(
+            target,
+            self._statement(),
+            self._spec.email_column,
+            failed=failed,
+            missing_column=self._missing_column,
+        )
+        self._notes["rows"] = 0
+        for array in query.arrays(chunk_size):
+            self._notes["rows"] += len(array)
+            yield array
+
     def _statement(self) -> TextClause:
         """The query with ``:audience_key`` and the configured params bound (those it uses)."""
         statement = text(self._spec.query)
@@ -185,7 +219,10 @@ class SqlSource(SourceBase[SqlSourceSpec]):
     def _email_index(self, keys: list[str]) -> int:
         if self._spec.email_column in keys:
             return keys.index(self._spec.email_column)
-        raise SourceError(
+        raise self._missing_column(keys)
+
+    def _missing_column(self, keys: list[str]) -> SourceError:
+        return SourceError(
             f"audience {self._audience_key!r}: the query returns no column "
             f"{self._spec.email_column!r} (columns: {', '.join(keys) or 'none'})"
         )

@@ -1,6 +1,7 @@
 """``MemberSource.batches``: the values of ``chunks`` as Arrow string arrays, the same errors.
 
-CSV and Parquet read Arrow natively; the SQL and Segment sources wrap their chunks.
+CSV and Parquet read Arrow natively, and so does SQL on SQLite and PostgreSQL (ADBC, see
+``test_src_sql_arrow``); the Segment sources wrap their chunks.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ class TestParquetBatches:
 
 
 class TestWrappedSources:
-    def test_sql_batches_wrap_its_chunks(self, tmp_path: Path) -> None:
+    def test_sql_batches_hold_its_chunks(self, tmp_path: Path) -> None:
         with sqlite3.connect(tmp_path / "w.db") as db:
             db.execute("create table members (email text)")
             db.executemany(
