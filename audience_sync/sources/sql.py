@@ -12,7 +12,7 @@ Connection failures, SQL errors and a missing email column raise :class:`SourceE
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,8 +48,17 @@ class ResolvedUrl:
         return message
 
 
-def interpolate_env(template: str, environ: Mapping[str, str], audience_key: str) -> ResolvedUrl:
-    """Substitute ``${VAR}`` from ``environ``; a missing variable is named, never its value."""
+def interpolate_env(
+    template: str,
+    environ: Mapping[str, str],
+    audience_key: str,
+    *,
+    masked: Sequence[str] = (),
+) -> ResolvedUrl:
+    """Substitute ``${VAR}`` from ``environ``; a missing variable is named, never its value.
+
+    ``masked``: further values (the query's bound parameters) errors must not quote.
+    """
     missing = sorted({m for m in _ENV_REFERENCE.findall(template) if m not in environ})
     if missing:
         raise SourceError(
@@ -65,7 +74,7 @@ def interpolate_env(template: str, environ: Mapping[str, str], audience_key: str
             f"audience {audience_key!r}: the source URL is not a valid SQLAlchemy URL "
             "(percent-encode special characters of substituted values)"
         ) from exc
-    secrets = [v for v in values if len(v) >= _MIN_MASKED_LENGTH]
+    secrets = [v for v in [*values, *masked] if len(v) >= _MIN_MASKED_LENGTH]
     if url.password and len(str(url.password)) >= _MIN_MASKED_LENGTH:
         secrets.append(str(url.password))
     return ResolvedUrl(url, secrets)
@@ -113,14 +122,19 @@ def error_cause(exc: BaseException, resolved: ResolvedUrl) -> str:
 
 @contextmanager
 def warehouse_connection(
-    url_template: str, *, base_dir: Path, audience_key: str, environ: Mapping[str, str]
+    url_template: str,
+    *,
+    base_dir: Path,
+    audience_key: str,
+    environ: Mapping[str, str],
+    masked: Sequence[str] = (),
 ) -> Iterator[tuple[Connection, ResolvedUrl]]:
     """A connection from a dedicated engine, disposed afterwards; failures become SourceError.
 
     The driver's exception is not chained (``from None``): its text and SQLAlchemy's echo of
     statement and parameters could carry credentials into tracebacks and logs.
     """
-    resolved = interpolate_env(url_template, environ, audience_key)
+    resolved = interpolate_env(url_template, environ, audience_key, masked=masked)
     try:
         engine = create_engine(resolve_sqlite_file(resolved.url, base_dir))
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
@@ -176,6 +190,7 @@ class SqlSource(SourceBase[SqlSourceSpec]):
                 base_dir=self._base_dir,
                 audience_key=self._audience_key,
                 environ=self._environ,
+                masked=self._param_texts(),
             ) as (connection, _),
             open_stream(connection, statement, chunk_size) as result,
         ):
@@ -185,7 +200,9 @@ class SqlSource(SourceBase[SqlSourceSpec]):
                 yield [as_raw_email(row[index]) for row in rows]
 
     def _read_batches(self, chunk_size: int) -> Iterator[pa.Array]:
-        resolved = interpolate_env(self._spec.url, self._environ, self._audience_key)
+        resolved = interpolate_env(
+            self._spec.url, self._environ, self._audience_key, masked=self._param_texts()
+        )
         target = adbc_target(resolve_sqlite_file(resolved.url, self._base_dir))
         if target is None or not adbc_available(target.backend):
             yield from super()._read_batches(chunk_size)
@@ -215,6 +232,10 @@ class SqlSource(SourceBase[SqlSourceSpec]):
         wanted = set(statement.compile().params)
         values: dict[str, ParamValue] = {"audience_key": self._audience_key, **self._spec.params}
         return statement.bindparams(**{k: v for k, v in values.items() if k in wanted})
+
+    def _param_texts(self) -> list[str]:
+        """The configured parameters as a database error could quote them."""
+        return [str(value) for value in self._spec.params.values()]
 
     def _email_index(self, keys: list[str]) -> int:
         if self._spec.email_column in keys:

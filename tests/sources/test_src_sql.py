@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -14,7 +15,7 @@ from audience_sync.errors import SourceError
 from audience_sync.normalize import normalize_chunk
 from audience_sync.sources.specs import SqlSourceSpec
 from audience_sync.sources.sql import SqlSource, interpolate_env, open_stream
-from tests.sources.source_helpers import PgWarehouse, read_all
+from tests.sources.source_helpers import PgWarehouse, read_all, read_all_batches
 
 INJECTION = "vip' OR '1'='1'; DROP TABLE members; --"
 
@@ -271,3 +272,23 @@ class TestPostgres:
                 assert [len(rows) for rows in result.partitions(3)] == [3, 3, 3, 1]
         finally:
             engine.dispose()
+
+    @pytest.mark.parametrize("read", [read_all, read_all_batches], ids=["chunks", "batches"])
+    def test_an_error_quoting_a_parameter_does_not_show_it(
+        self,
+        tmp_path: Path,
+        pg_warehouse: PgWarehouse,
+        read: Callable[[SqlSource], list[str | None]],
+    ) -> None:
+        self._build(pg_warehouse)
+        query = (
+            f"select u.value as email from {pg_warehouse.schema}.user_identifiers u"
+            " where length(u.value) > cast(:min_length as integer)"
+        )
+        source = sql_source(tmp_path, pg_warehouse.url, query, params={"min_length": "seven-ish"})
+        with pytest.raises(SourceError) as raised:
+            read(source)
+        message = str(raised.value)
+        assert "invalid input syntax" in message
+        assert "seven-ish" not in message
+        assert "***" in message
