@@ -1,13 +1,12 @@
-"""The sql source's Arrow path: SQLite and PostgreSQL results read through ADBC.
+"""The sql source's Arrow path: PostgreSQL results read through ADBC.
 
 The query is the same text the SQLAlchemy path runs. SQLAlchemy compiles its ``:name``
-placeholders into the driver's positional form (``?`` for SQLite, ``$1``... for PostgreSQL) and
-the values are bound by the driver, never formatted into the SQL.
+placeholders into PostgreSQL's positional form (``$1``...) and the values are bound by the
+driver, never formatted into the SQL. The email column is cast to string in Arrow.
 
-ADBC's SQLite driver infers each column's Arrow type from the first rows and fails when a later
-row holds another type (a SQLite column may hold any, and a run of nulls is read as integers).
-The SQLite query is therefore wrapped so that the email column always comes back as text, with
-its nulls in a second, integer column. PostgreSQL's email column is cast to string in Arrow.
+SQLite stays on the SQLAlchemy path: ADBC's SQLite driver links its own SQLite library, and two
+SQLite libraries in one process that open the same file (a query against the state database,
+say) release each other's POSIX locks; the planner saw that break the WAL ("disk I/O error").
 
 Failures raise :class:`SourceError` worded as on the SQLAlchemy path: the audience, the masked
 URL and the driver's first line with the credentials masked; the driver's exception is not
@@ -21,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.engine.interfaces import BindTyping
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,30 +40,18 @@ _ADBC_PREFIXES = re.compile(
 # psycopg's wording of a failed connection, for the same message on both paths
 _ADBC_CONNECT = "Failed to connect: "
 _PSYCOPG_CONNECT = "connection failed: "
-_SQLITE_TEXT = "email"
-_SQLITE_NULL = "email_is_null"
 
 
 class AdbcTarget(NamedTuple):
     """Which ADBC driver reads a URL, and what it connects to."""
 
-    backend: str  # "sqlite" | "postgresql"
-    target: str  # the SQLite file, or a libpq URI (with its password)
+    backend: str  # "postgresql"
+    target: str  # a libpq URI (with its password)
 
 
 def adbc_target(url: URL) -> AdbcTarget | None:
-    """The ADBC driver for ``url`` when there is one (a SQLite file, PostgreSQL); else None.
-
-    ``url`` is interpolated and its SQLite path resolved. In-memory SQLite, ``file:`` URIs and
-    SQLite URLs with options stay on the SQLAlchemy path.
-    """
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        database = url.database
-        if not database or database == ":memory:" or database.startswith("file:") or url.query:
-            return None
-        return AdbcTarget("sqlite", database)
-    if backend == "postgresql":
+    """The ADBC driver for ``url`` (interpolated) when there is one (PostgreSQL); else None."""
+    if url.get_backend_name() == "postgresql":
         uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
         return AdbcTarget("postgresql", uri)
     return None
@@ -73,10 +60,7 @@ def adbc_target(url: URL) -> AdbcTarget | None:
 def adbc_available(backend: str) -> bool:
     """Whether the ADBC driver for ``backend`` imports (the SQLAlchemy path is used if not)."""
     try:
-        if backend == "sqlite":
-            import adbc_driver_sqlite.dbapi  # noqa: F401
-        else:
-            import adbc_driver_postgresql.dbapi  # noqa: F401
+        import adbc_driver_postgresql.dbapi  # noqa: F401
     except ImportError:
         return False
     return True
@@ -144,11 +128,7 @@ class ArrowQuery:
 
         try:
             with self._connect() as connection, connection.cursor() as cursor:
-                if self._target.backend == "sqlite":
-                    batches = self._sqlite(cursor)
-                else:
-                    batches = self._postgresql(cursor)
-                yield from rebatch(batches, chunk_size)
+                yield from rebatch(self._postgresql(cursor), chunk_size)
         except SourceError:
             raise
         except SQLAlchemyError as exc:
@@ -160,40 +140,13 @@ class ArrowQuery:
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
-        if self._target.backend == "sqlite":
-            import adbc_driver_sqlite.dbapi as driver
-        else:
-            import adbc_driver_postgresql.dbapi as driver  # type: ignore[no-redef]
+        import adbc_driver_postgresql.dbapi as driver
+
         connection = driver.connect(self._target.target)
         try:
             yield connection
         finally:
             connection.close()
-
-    def _sqlite(self, cursor: Cursor) -> Iterator[pa.Array]:
-        import adbc_driver_manager
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        sql, values = positional(self._statement, sqlite.dialect())
-        column = sqlite.dialect().identifier_preparer.quote(self._email_column)
-        wrapped = (
-            f"select coalesce(cast({column} as text), '') as {_SQLITE_TEXT},"
-            f" {column} is null as {_SQLITE_NULL} from (\n{sql}\n)"
-        )
-        try:
-            cursor.execute(wrapped, values or None)
-        except adbc_driver_manager.Error:
-            # the wrapper's own failure when the query has no such column: say so, with the
-            # query's columns; any other failure is the query's
-            cursor.execute(sql, values or None)
-            names = cursor.fetch_record_batch().schema.names
-            if self._email_column not in names:
-                raise self._missing_column(names) from None
-            raise
-        for batch in cursor.fetch_record_batch():
-            is_null = batch.column(_SQLITE_NULL).cast(pa.bool_())
-            yield pc.if_else(is_null, pa.scalar(None, pa.string()), batch.column(_SQLITE_TEXT))
 
     def _postgresql(self, cursor: Cursor) -> Iterator[pa.Array]:
         import pyarrow as pa
