@@ -52,9 +52,8 @@ def load_query(
     reader, close = opened
     try:
         _insert_from(duck, table, reader, schema)
-    except duckdb.Error:
-        raise
     except Exception:
+        # The driver's message is not passed on: one line naming the database, no SQL.
         raise StateError(
             f"state database {describe_url(engine.url)}: reading state failed"
         ) from None

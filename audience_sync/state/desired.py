@@ -15,6 +15,7 @@ from sqlalchemy import and_, bindparam, delete, func, not_, select, text, update
 from sqlalchemy.engine import Connection
 
 from audience_sync.state.bulk import insert_batches, rows_of
+from audience_sync.state.db import analyze
 from audience_sync.state.statuses import AudienceStatus, ChangeAction
 from audience_sync.state.tables import (
     audiences,
@@ -86,6 +87,8 @@ def apply_deltas(conn: Connection, *, run_id: int, audience_id: int) -> None:
         )
     )
     mark_snapshot_run(conn, run_id=run_id, audience_id=audience_id)
+    # PostgreSQL: a first run adds every member at once; drift's probes need fresh statistics.
+    analyze(conn, memberships.name)
     done = select(run_audiences.c.run_id).where(
         run_audiences.c.audience_id == audience_id,
         run_audiences.c.status == AudienceStatus.DONE,
