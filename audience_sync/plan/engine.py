@@ -32,6 +32,7 @@ from audience_sync.state.statuses import ChangeAction
 from audience_sync.state.tables import TS
 
 EMAILS = pa.schema([pa.field("email", pa.string())])
+FLAGGED = pa.schema([pa.field("email", pa.string()), pa.field("flags", pa.int64())])
 PARKED = pa.schema(
     [
         pa.field("email", pa.string()),
@@ -127,22 +128,22 @@ class SnapshotPlan:
     ) -> None:
         """Read C, D, the parked contacts and (for reconcile) L_on from the state database."""
         a = {"a": audience_id}
+        # C and D in one pass over the audience's rows (flags: 1 confirmed on, 2 desired on).
         load_query(
             engine,
             self.duck,
-            "confirmed_on",
-            f"SELECT email FROM memberships WHERE audience_id = :a AND value = '{ON}'",
+            "state",
+            f"SELECT email, CASE WHEN value = '{ON}' THEN 1 ELSE 0 END "
+            f"+ CASE WHEN desired = '{ON}' THEN 2 ELSE 0 END FROM memberships "
+            f"WHERE audience_id = :a AND (value = '{ON}' OR desired = '{ON}')",
             a,
-            EMAILS,
+            FLAGGED,
         )
-        load_query(
-            engine,
-            self.duck,
-            "desired_on",
-            f"SELECT email FROM memberships WHERE audience_id = :a AND desired = '{ON}'",
-            a,
-            EMAILS,
+        self.duck.execute(
+            "CREATE TABLE confirmed_on AS SELECT email FROM state WHERE flags & 1 = 1"
         )
+        self.duck.execute("CREATE TABLE desired_on AS SELECT email FROM state WHERE flags & 2 = 2")
+        self.duck.execute("DROP TABLE state")
         load_query(
             engine,
             self.duck,

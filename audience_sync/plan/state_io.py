@@ -121,9 +121,17 @@ def _columnar_reader(
         cursor.execute(positional, parameters=tuple(params[n] for n in names))
         reader = cursor.fetch_record_batch()
         if reader.schema.names != schema.names:
+            # Rename only; the driver's types stay (DuckDB casts them on insert).
+            renamed = pa.schema(
+                [
+                    pa.field(name, f.type)
+                    for name, f in zip(schema.names, reader.schema, strict=True)
+                ]
+            )
+            source = reader
             reader = pa.RecordBatchReader.from_batches(
-                schema.with_metadata(None),
-                (pa.RecordBatch.from_arrays(b.columns, names=schema.names) for b in reader),
+                renamed,
+                (pa.RecordBatch.from_arrays(b.columns, schema=renamed) for b in source),
             )
     except Exception:
         conn.close()
