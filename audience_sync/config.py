@@ -96,6 +96,14 @@ class SyncSettings(_Section):
     lock_lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0)
 
 
+class PlannerSettings(_Section):
+    """The embedded DuckDB planner: its memory cap, where it spills beyond it, its threads."""
+
+    memory_limit: str = Field(default="1GB", pattern=r"^\s*\d+(\.\d+)?\s*[KMGT]?i?B\s*$")
+    temp_directory: Path | None = None
+    threads: int | None = Field(default=None, ge=1, le=256)
+
+
 class GuardSettings(_Section):
     max_removed_fraction: float = Field(default=0.2, ge=0, le=1)
     allow_empty: bool = False
@@ -188,6 +196,7 @@ class Settings(_Section):
     state: StateSettings = StateSettings()
     listrak: ListrakSettings = ListrakSettings()
     sync: SyncSettings = SyncSettings()
+    planner: PlannerSettings = PlannerSettings()
     guards: GuardSettings = GuardSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertSettings = AlertSettings()

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, insert, literal, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import func, select
 
 from audience_sync import alerts
 from audience_sync.config import AudienceSettings
@@ -23,7 +22,7 @@ from audience_sync.state.diff import PlanCounts
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
 from audience_sync.state.statuses import ChangeAction, RunTrigger
-from audience_sync.state.tables import audiences, run_changes, snapshot_members
+from audience_sync.state.tables import audiences, run_changes
 
 
 @dataclass
@@ -145,9 +144,7 @@ class RepairPlanner:
             ledger.set_audience_source(
                 conn, run_id, audience_id, f"repair: snapshot of run {found.snapshot_run}"
             )
-            drift.plan_repair(
-                conn, run_id=run_id, audience_id=audience_id, snapshot_run=found.snapshot_run
-            )
+            drift.plan_repair(conn, run_id=run_id, audience_id=audience_id)
             planned: dict[str, int] = dict(
                 conn.execute(
                     select(run_changes.c.action, func.count())
@@ -155,8 +152,9 @@ class RepairPlanner:
                     .group_by(run_changes.c.action)
                 ).all()
             )
-            if planned:
-                _copy_snapshot(conn, found.snapshot_run, run_id, audience_id)
+            # A repair run that sends anything acts on the snapshot it compared with: once
+            # done, that snapshot is the one later checks name (its desired values stay).
+            run.acts_on_snapshot = bool(planned)
             plan = PlanCounts(
                 snapshot=found.members,
                 confirmed_on_before=found.confirmed_on,
@@ -181,16 +179,6 @@ class RepairPlanner:
                     unchanged_count=plan.snapshot - plan.planned_on,
                 ),
             )
-
-
-def _copy_snapshot(conn: Connection, from_run: int, to_run: int, audience_id: int) -> None:
-    """The repair run acts on this snapshot; a settled run keeps only its own snapshot."""
-    source = select(literal(to_run), literal(audience_id), snapshot_members.c.email).where(
-        snapshot_members.c.run_id == from_run, snapshot_members.c.audience_id == audience_id
-    )
-    conn.execute(
-        insert(snapshot_members).from_select(["run_id", "audience_id", "email"], source.distinct())
-    )
 
 
 def format_report(report: VerifyReport) -> str:

@@ -2,7 +2,8 @@
 
 Stage times come from wrapping the job's own functions for the duration of the benchmark, so
 the pipeline carries no timing code. Times are inclusive; :func:`stage_table` derives the
-exclusive ones (read = staging loop minus normalise and insert; await = settle minus the DB).
+exclusive ones (read = the reading loop minus normalise and the load into DuckDB; await =
+settle minus the DB).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import Any
 import httpx
 
 from audience_sync.pipeline import planning, polling, submitting
-from audience_sync.state import confirm, diff, staging
+from audience_sync.plan import engine as plan_engine
+from audience_sync.plan import input as plan_input
+from audience_sync.state import changes, confirm, desired
 
 _PROC_STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -43,10 +46,10 @@ class Probe:
     def stages(self, wall: float) -> dict[str, float]:
         t = self.inclusive
         stages: dict[str, float] = {
-            "read": t["stage_loop"] - t["normalise"] - t["insert"],
+            "read": t["read_loop"] - t["normalise"] - t["load"],
             "normalise": t["normalise"],
-            "stage": t["insert"],
-            "diff": t["diff"],
+            "plan": t["load"] + t["plan"],
+            "write": t["write"],
             "submit": t["submit"],
             "await": t["settle_loop"] - t["confirm"],
             "confirm": t["confirm"],
@@ -56,10 +59,15 @@ class Probe:
 
 
 _WRAPPED: list[tuple[Any, str, str]] = [
-    (planning, "stage_source", "stage_loop"),
-    (planning, "normalize_chunk", "normalise"),
-    (staging, "stage_emails", "insert"),
-    (diff, "plan_changes", "diff"),
+    (planning, "read_source", "read_loop"),
+    (plan_input, "normalize_chunk", "normalise"),
+    (plan_engine.SnapshotPlan, "add", "load"),
+    (plan_engine.SnapshotPlan, "load_state", "plan"),
+    (plan_engine.SnapshotPlan, "compute", "plan"),
+    (changes, "plan_batches", "write"),
+    (desired, "record_deltas", "write"),
+    (desired, "unpark", "write"),
+    (desired, "apply_deltas", "write"),
     (submitting, "submit_audience", "submit"),
     (polling.ImportPoller, "drain", "settle_loop"),
     (confirm, "stage_results", "confirm"),

@@ -5,11 +5,13 @@
 Scenarios, in order, on one state database and one sandbox (in its own process):
   first run        every member is new: N contacts turned on
   unchanged rerun  the same file again: nothing to send
-  plan (churn)     the changed file, dry run: stage and diff only
+  plan (churn)     the changed file, dry run: read, plan in DuckDB, write the changes
   run (churn)      the changed file: send the changes
   duckdb           in-memory DuckDB reads both files and anti-joins them both ways
 
-"other" is the rest of the wall time: lock, resume, ledger rows, dropping the previous snapshot.
+"plan" is DuckDB: loading the snapshot, reading confirmed state, the anti-joins. "write" is the
+planned changes, the desired-value deltas, and applying them when the audience is done.
+"other" is the rest of the wall time: lock, resume, ledger rows.
 Peak RSS is this process's high-water mark during each scenario; the sandbox's memory and the
 PostgreSQL server's are not in it.
 """
@@ -48,7 +50,7 @@ AUDIENCE = "bench_audience"
 PART_LIMIT_BYTES = 185_000_000
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_DATABASE = "audience_sync_bench"
-STAGES = ("read", "normalise", "stage", "diff", "submit", "await", "confirm", "other")
+STAGES = ("read", "normalise", "plan", "write", "submit", "await", "confirm", "other")
 
 
 @dataclass

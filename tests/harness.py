@@ -130,7 +130,10 @@ class Harness:
 
     def confirmed(self) -> dict[str, str]:
         with self.engine.connect() as conn:
-            return dict(conn.execute(select(memberships.c.email, memberships.c.value)).all())
+            query = select(memberships.c.email, memberships.c.value).where(
+                memberships.c.value.is_not(None)
+            )
+            return dict(conn.execute(query).all())
 
     def change_statuses(self, run_id: int) -> dict[str, tuple[str, str, str | None]]:
         with self.engine.connect() as conn:

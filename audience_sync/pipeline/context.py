@@ -33,6 +33,8 @@ class AudienceRun:
     error: str | None = None
     # An import of an earlier run still open at Listrak: this audience plans nothing this run.
     waiting_on: str | None = None
+    # Its plan acts on a snapshot: once done, that snapshot becomes the desired state.
+    acts_on_snapshot: bool = False
 
     @property
     def key(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from audience_sync.pipeline.context import AudienceRun, RunContext
-from audience_sync.state import changes, ledger, staging
+from audience_sync.state import changes, desired, ledger
 from audience_sync.state.statuses import AudienceStatus
 
 logger = logging.getLogger("audience_sync.pipeline")
@@ -48,7 +48,8 @@ def finish_audience(ctx: RunContext, run: AudienceRun) -> None:
         return
     with ctx.engine.begin() as conn:
         ledger.set_audience_status(conn, ctx.run_id, run.audience_id, AudienceStatus.DONE)
-        staging.drop_snapshots_before(conn, run.audience_id, ctx.run_id)
+        if run.acts_on_snapshot:
+            desired.apply_deltas(conn, run_id=ctx.run_id, audience_id=run.audience_id)
 
 
 def abort_audience(ctx: RunContext, run: AudienceRun, reason: str) -> None:

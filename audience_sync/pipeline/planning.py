@@ -1,24 +1,31 @@
-"""Step 1, per audience: read the source, stage the snapshot, diff it against confirmed state,
-and judge the plan by the guards. A source that cannot be read fails only its audience."""
+"""Step 1, per audience: read the source into the embedded planner (DuckDB), diff it against
+confirmed state, write the planned changes and desired-value deltas, and judge the plan by the
+guards. A source that cannot be read fails only its audience."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from typing import Protocol
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from audience_sync.checkpoints import checkpoint
 from audience_sync.config import AudienceSettings
 from audience_sync.errors import SourceError
 from audience_sync.guards import check_guards
-from audience_sync.normalize import normalize_chunk
 from audience_sync.pipeline.context import AudienceRun, RunContext
 from audience_sync.pipeline.outcomes import fail_audience
 from audience_sync.readback import field_targets, read_back
 from audience_sync.sources import build_source
 from audience_sync.sources.base import MemberSource
-from audience_sync.state import diff, drift, ledger, staging
+from audience_sync.state import drift, ledger
 from audience_sync.state.db import utcnow
+from audience_sync.state.diff import PlanCounts
+
+if TYPE_CHECKING:
+    from audience_sync.plan.engine import EngineSettings, SnapshotPlan
 
 logger = logging.getLogger("audience_sync.pipeline")
 
@@ -74,52 +81,62 @@ class SourcePlanner:
             fail_audience(ctx, run, "no profile_field_id; run `audience-sync setup` first")
             return
         source = self._sources[audience.key]
-        try:
-            if isinstance(source, SourceError):
-                raise source
-            rows_read, invalid = stage_source(ctx, run, source)
-        except SourceError as exc:
-            with ctx.engine.begin() as conn:
-                staging.drop_staged(conn, ctx.run_id, run.audience_id)
-            fail_audience(ctx, run, str(exc))
-            return
-        checkpoint("staged")
-        cutoff = utcnow() - ctx.config.settings.sync.retry_skipped_after
-        with ctx.engine.begin() as conn:
-            plan = diff.plan_changes(
-                conn,
+        # Imported here: DuckDB and pyarrow load only when a run plans.
+        from audience_sync.plan.engine import SnapshotPlan
+        from audience_sync.plan.writer import plan_snapshot
+
+        with planner_workspace(ctx) as settings, SnapshotPlan(settings) as snapshot:
+            try:
+                if isinstance(source, SourceError):
+                    raise source
+                rows_read, invalid = read_source(ctx, run, source, snapshot)
+            except SourceError as exc:
+                fail_audience(ctx, run, str(exc))
+                return
+            checkpoint("staged")
+            counts = plan_snapshot(
+                ctx.engine,
+                snapshot,
                 run_id=ctx.run_id,
                 audience_id=run.audience_id,
                 full=full,
-                parked_before=cutoff,
+                parked_before=utcnow() - ctx.config.settings.sync.retry_skipped_after,
+                reconcile=self.reconcile,
             )
-            on_in_listrak = None
-            if self.reconcile:
-                extra = drift.plan_reconcile_offs(
-                    conn, run_id=ctx.run_id, audience_id=run.audience_id
+            with ctx.engine.begin() as conn:
+                plan = PlanCounts(
+                    snapshot=counts.snapshot,
+                    confirmed_on_before=counts.confirmed_on_before,
+                    planned_on=counts.planned_on,
+                    planned_off=counts.planned_off + counts.reconcile_off,
+                    parked_on=counts.parked_on,
+                    parked_off=counts.parked_off,
                 )
-                plan = dataclasses.replace(plan, planned_off=plan.planned_off + extra)
-                on_in_listrak = drift.on_in_listrak(conn, run.audience_id)
-            run.plan = plan
-            run.verdict = check_guards(
-                plan, ctx.config.guards_for(audience), on_in_listrak=on_in_listrak
-            )
-            ledger.record_audience_plan(
-                conn,
-                ctx.run_id,
-                run.audience_id,
-                ledger.AudiencePlan(
-                    rows_read=rows_read,
-                    invalid_reasons=invalid,
-                    source_notes=source.notes,
-                    snapshot_count=plan.snapshot,
-                    confirmed_on_before=plan.confirmed_on_before,
-                    planned_on=plan.planned_on,
-                    planned_off=plan.planned_off,
-                    unchanged_count=plan.unchanged,
-                    parked_count=plan.parked_on + plan.parked_off,
-                ),
-            )
+                on_in_listrak = (
+                    drift.on_in_listrak(conn, run.audience_id) if self.reconcile else None
+                )
+                run.plan = plan
+                run.acts_on_snapshot = True
+                run.verdict = check_guards(
+                    plan, ctx.config.guards_for(audience), on_in_listrak=on_in_listrak
+                )
+                ledger.record_audience_plan(
+                    conn,
+                    ctx.run_id,
+                    run.audience_id,
+                    ledger.AudiencePlan(
+                        rows_read=rows_read,
+                        invalid_reasons=invalid,
+                        source_notes=source.notes,
+                        snapshot_count=plan.snapshot,
+                        confirmed_on_before=plan.confirmed_on_before,
+                        planned_on=plan.planned_on,
+                        planned_off=plan.planned_off,
+                        unchanged_count=plan.unchanged,
+                        parked_count=plan.parked_on + plan.parked_off,
+                        snapshot_fingerprint=counts.fingerprint,
+                    ),
+                )
         logger.info(
             "audience.planned",
             extra={
@@ -133,24 +150,36 @@ class SourcePlanner:
         )
 
 
-def stage_source(
-    ctx: RunContext, run: AudienceRun, source: MemberSource
-) -> tuple[int, dict[str, int]]:
-    """Normalise and stage every chunk the source yields; returns (rows read, invalid by reason).
+@contextmanager
+def planner_workspace(ctx: RunContext) -> Iterator[EngineSettings]:
+    """The planner's settings; without a configured ``temp_directory`` it spills into a
+    fresh temporary directory, removed afterwards."""
+    from audience_sync.plan.engine import EngineSettings
 
-    A commit per chunk keeps SQLite's write lock short, so the run lock's heartbeat gets
-    through; rows of a staging cut short belong to a run that never plans them.
-    """
+    configured = ctx.config.settings.planner
+    if configured.temp_directory is not None:
+        spill = ctx.config.base_dir / configured.temp_directory.expanduser()
+        yield EngineSettings(configured.memory_limit, spill, configured.threads)
+        return
+    with tempfile.TemporaryDirectory(prefix="audience-sync-plan-") as spill_dir:
+        yield EngineSettings(configured.memory_limit, Path(spill_dir), configured.threads)
+
+
+def read_source(
+    ctx: RunContext, run: AudienceRun, source: MemberSource, snapshot: SnapshotPlan
+) -> tuple[int, dict[str, int]]:
+    """Normalise every chunk the source yields into the planner; returns (rows read, invalid
+    by reason). Nothing reaches the state database until the whole snapshot is read."""
+    from audience_sync.plan.input import normalised_batches
+
     invalid: dict[str, int] = {}
     rows_read = 0
     chunk_size = ctx.config.settings.sync.chunk_size
-    with ctx.engine.connect() as conn, ctx.bar(f"read {run.key}", "rows") as bar:
-        for raw in source.chunks(chunk_size):
-            chunk = normalize_chunk(raw)
-            with conn.begin():
-                staging.stage_emails(conn, ctx.run_id, run.audience_id, chunk.emails)
-            for reason, count in chunk.invalid.items():
+    with ctx.bar(f"read {run.key}", "rows") as bar:
+        for emails, rejected, raw_rows in normalised_batches(source, chunk_size):
+            snapshot.add(emails)
+            for reason, count in rejected.items():
                 invalid[reason] = invalid.get(reason, 0) + count
-            rows_read += len(raw)
-            bar.update(len(raw))
+            rows_read += raw_rows
+            bar.update(raw_rows)
     return rows_read, invalid

@@ -1,1 +1,1 @@
-"""The state database: schema, run ledger, staging, set-based diff, confirmation, run lock."""
+"""The state database: schema, run ledger, desired state and its deltas, confirmation, run lock."""

@@ -1,6 +1,6 @@
 """Every transition of a contact's change (``run_changes``), and nothing else writes its status.
 
-    (diff, repair)   -> planned
+    (plan, repair)   -> planned
     planned          -> submitted   an import part carries it (its email range)
     submitted        -> planned     the part was refused for its size and is split again
     submitted        -> confirmed | skipped | failed   Listrak's answer for the contact
@@ -14,8 +14,9 @@ A failed change stays unconfirmed, so the next run's diff plans it again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, exists, func, literal, or_, select, update
 from sqlalchemy.engine import Connection
@@ -24,13 +25,16 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CompoundSelect, Exists
 
 from audience_sync.redaction import one_line
+from audience_sync.state.bulk import insert_batches, rows_of
 from audience_sync.state.statuses import (
     OPEN_IMPORT_STATUSES,
     UNRESOLVED_CHANGE_STATUSES,
-    ChangeAction,
     ChangeStatus,
 )
 from audience_sync.state.tables import import_results, listrak_imports, run_changes
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 REASON_LENGTH = 200
 
@@ -46,27 +50,14 @@ class ResultVocabulary:
     skipped: Sequence[str]
 
 
-def plan(
-    conn: Connection,
-    *,
-    run_id: int,
-    audience_id: int,
-    emails: Select[tuple[str]],
-    action: ChangeAction,
+def plan_batches(
+    conn: Connection, *, run_id: int, audience_id: int, batches: Iterable[pa.RecordBatch]
 ) -> int:
-    """Plan sending ``action`` to every email ``emails`` selects (each once)."""
-    rows = emails.add_columns(
-        literal(run_id),
-        literal(audience_id),
-        literal(action.value),
-        literal(ChangeStatus.PLANNED.value),
+    """Plan every ``(email, action)`` row of Arrow record batches (each email once), in bulk."""
+    rows = rows_of(batches, before=(run_id, audience_id), after=(ChangeStatus.PLANNED.value,))
+    return insert_batches(
+        conn, run_changes, ["run_id", "audience_id", "email", "action", "status"], rows
     )
-    result = conn.execute(
-        run_changes.insert().from_select(
-            ["email", "run_id", "audience_id", "action", "status"], rows
-        )
-    )
-    return int(result.rowcount)
 
 
 def plan_rows(conn: Connection, *, run_id: int, audience_id: int, rows: ChangeRows) -> int:

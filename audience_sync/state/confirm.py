@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy import bindparam, delete, func, insert, literal, select, text
 from sqlalchemy.engine import Connection
 
 from audience_sync.state import changes
@@ -18,8 +18,8 @@ from audience_sync.state.changes import ResultVocabulary
 from audience_sync.state.db import analyze, insert_ignoring_duplicates, utcnow
 from audience_sync.state.statuses import ChangeStatus
 from audience_sync.state.tables import (
+    TS,
     import_results,
-    memberships,
     parked_contacts,
     run_changes,
 )
@@ -96,28 +96,25 @@ def settle_import(
 def _advance_memberships(
     conn: Connection, import_row_id: int, run_id: int, audience_id: int
 ) -> None:
+    """Confirmed changes set ``value``; ``desired`` (the snapshot's say) is left as it is."""
     confirmed = select(run_changes.c.email).where(
         run_changes.c.import_id == import_row_id, run_changes.c.status == ChangeStatus.CONFIRMED
     )
     conn.execute(
-        delete(memberships).where(
-            memberships.c.audience_id == audience_id, memberships.c.email.in_(confirmed)
-        )
-    )
-    conn.execute(
-        insert(memberships).from_select(
-            ["audience_id", "email", "value", "confirmed_run_id", "confirmed_at"],
-            select(
-                literal(audience_id),
-                run_changes.c.email,
-                run_changes.c.action,
-                literal(run_id),
-                literal(utcnow()),
-            ).where(
-                run_changes.c.import_id == import_row_id,
-                run_changes.c.status == ChangeStatus.CONFIRMED,
-            ),
-        )
+        text(
+            "INSERT INTO memberships (audience_id, email, value, confirmed_run_id, confirmed_at) "
+            "SELECT :a, email, action, :r, :at FROM run_changes "
+            "WHERE import_id = :i AND status = :confirmed "
+            "ON CONFLICT (audience_id, email) DO UPDATE SET value = excluded.value, "
+            "confirmed_run_id = excluded.confirmed_run_id, confirmed_at = excluded.confirmed_at"
+        ).bindparams(bindparam("at", type_=TS)),
+        {
+            "a": audience_id,
+            "r": run_id,
+            "at": utcnow(),
+            "i": import_row_id,
+            "confirmed": ChangeStatus.CONFIRMED.value,
+        },
     )
     conn.execute(
         delete(parked_contacts).where(

@@ -3,7 +3,7 @@
 Database failures leave an engine made here as a :class:`~audience_sync.errors.StateError` with
 a one-line message naming the database and the cause, never the SQL or its parameters
 (see :mod:`audience_sync.state.db_errors`). Integrity errors pass through unchanged: the run
-lock and staging rely on them.
+lock relies on them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Drift between Listrak's actual values, confirmed state and the latest snapshot, in SQL.
 
 Over the subscribed contacts read back into ``listrak_values`` (the only ones an
-``UpdateSubscribers`` import can change), per audience, with S the latest snapshot, L the value
-in Listrak and C the confirmed value, three disjoint categories:
+``UpdateSubscribers`` import can change), per audience, with S the latest snapshot a run acted
+on (``memberships.desired = 'on'``), L the value in Listrak and C the confirmed value
+(``memberships.value``), three disjoint categories:
 
   on_not_member   L = on,  not in S                      -> send off
   member_not_on   in S,    L is off or empty             -> send on
@@ -17,20 +18,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, and_, exists, func, literal, not_, or_, select
+from sqlalchemy import Select, exists, func, literal, not_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CompoundSelect, Exists
 
-from audience_sync.state import changes
-from audience_sync.state.statuses import AudienceStatus, ChangeAction, RunStatus, RunTrigger
+from audience_sync.state import changes, desired
+from audience_sync.state.statuses import ChangeAction
 from audience_sync.state.tables import (
     listrak_values,
     memberships,
-    run_audiences,
-    run_changes,
-    snapshot_members,
-    sync_runs,
 )
 
 CATEGORIES: dict[str, str] = {
@@ -73,31 +70,9 @@ class AudienceDrift:
 
 
 def latest_snapshot_run(conn: Connection, audience_id: int) -> int | None:
-    """The newest snapshot a run actually acted on (not a dry run, not a guard-aborted one)."""
-    usable = or_(
-        sync_runs.c.status == RunStatus.SUCCEEDED, run_audiences.c.status == AudienceStatus.DONE
-    )
-    query = (
-        select(func.max(snapshot_members.c.run_id))
-        .join(sync_runs, sync_runs.c.id == snapshot_members.c.run_id)
-        .join(
-            run_audiences,
-            and_(
-                run_audiences.c.run_id == snapshot_members.c.run_id,
-                run_audiences.c.audience_id == snapshot_members.c.audience_id,
-            ),
-        )
-        .where(
-            snapshot_members.c.audience_id == audience_id,
-            sync_runs.c.trigger != RunTrigger.PLAN,
-            run_audiences.c.status.in_(
-                (AudienceStatus.PLANNED, AudienceStatus.SUBMITTED, AudienceStatus.DONE)
-            ),
-            usable,
-        )
-    )
-    value = conn.execute(query).scalar()
-    return int(value) if value is not None else None
+    """The run whose snapshot ``memberships.desired`` holds: the newest one a run acted on
+    completely (not a dry run, not a guard-aborted or failed one)."""
+    return desired.snapshot_run(conn, audience_id)
 
 
 def on_in_listrak(conn: Connection, audience_id: int) -> int:
@@ -109,15 +84,13 @@ def on_in_listrak(conn: Connection, audience_id: int) -> int:
 class _Sets:
     """The EXISTS tests the categories are built from, for one audience and snapshot."""
 
-    def __init__(self, audience_id: int, snapshot_run: int) -> None:
+    def __init__(self, audience_id: int) -> None:
         self.audience_id = audience_id
-        self.snapshot_run = snapshot_run
 
     def member(self, email: ColumnElement[str]) -> Exists:
+        m = memberships.alias("m_member")
         return exists().where(
-            snapshot_members.c.run_id == self.snapshot_run,
-            snapshot_members.c.audience_id == self.audience_id,
-            snapshot_members.c.email == email,
+            m.c.audience_id == self.audience_id, m.c.email == email, m.c.desired == ChangeAction.ON
         )
 
     def in_listrak(self, email: ColumnElement[str], *, on: bool = False) -> Exists:
@@ -128,10 +101,9 @@ class _Sets:
         return exists().where(*conditions)
 
     def confirmed_on(self, email: ColumnElement[str]) -> Exists:
+        m = memberships.alias("m_confirmed")
         return exists().where(
-            memberships.c.audience_id == self.audience_id,
-            memberships.c.email == email,
-            memberships.c.value == ChangeAction.ON,
+            m.c.audience_id == self.audience_id, m.c.email == email, m.c.value == ChangeAction.ON
         )
 
     def on_not_member(self) -> Select[tuple[str, str]]:
@@ -146,16 +118,14 @@ class _Sets:
     def category(self, name: str) -> Rows:
         """``(email, action to send)`` rows of one category, each email once."""
         lv = listrak_values
-        sm = snapshot_members
         m = memberships
         if name == "on_not_member":
             return self.on_not_member()
         if name == "member_not_on":
             return (
-                select(sm.c.email, literal(ChangeAction.ON.value))
-                .where(sm.c.run_id == self.snapshot_run, sm.c.audience_id == self.audience_id)
-                .where(self.in_listrak(sm.c.email), not_(self.in_listrak(sm.c.email, on=True)))
-                .distinct()
+                select(m.c.email, literal(ChangeAction.ON.value))
+                .where(m.c.audience_id == self.audience_id, m.c.desired == ChangeAction.ON)
+                .where(self.in_listrak(m.c.email), not_(self.in_listrak(m.c.email, on=True)))
             )
         if name == "stale_state":
             return (
@@ -167,7 +137,7 @@ class _Sets:
                     select(m.c.email, literal(ChangeAction.OFF.value)).where(
                         m.c.audience_id == self.audience_id,
                         m.c.value == ChangeAction.ON,
-                        not_(self.member(m.c.email)),
+                        m.c.desired.is_distinct_from(ChangeAction.ON),
                         self.in_listrak(m.c.email),
                         not_(self.in_listrak(m.c.email, on=True)),
                     )
@@ -178,20 +148,12 @@ class _Sets:
 
 def measure(conn: Connection, audience_id: int, snapshot_run: int) -> AudienceDrift:
     """Counts and a small sample per category; the sets stay in the database."""
-    sets = _Sets(audience_id, snapshot_run)
+    sets = _Sets(audience_id)
     lv = listrak_values
     report = AudienceDrift(
         audience_id=audience_id,
         snapshot_run=snapshot_run,
-        members=_count(
-            conn,
-            select(snapshot_members.c.email)
-            .where(
-                snapshot_members.c.run_id == snapshot_run,
-                snapshot_members.c.audience_id == audience_id,
-            )
-            .distinct(),
-        ),
+        members=desired.desired_on_count(conn, audience_id),
         confirmed_on=_count(
             conn,
             select(memberships.c.email).where(
@@ -215,24 +177,11 @@ def measure(conn: Connection, audience_id: int, snapshot_run: int) -> AudienceDr
     return report
 
 
-def plan_repair(conn: Connection, *, run_id: int, audience_id: int, snapshot_run: int) -> None:
+def plan_repair(conn: Connection, *, run_id: int, audience_id: int) -> None:
     """Plan every drifted contact's fix."""
-    sets = _Sets(audience_id, snapshot_run)
+    sets = _Sets(audience_id)
     for name in CATEGORIES:
         changes.plan_rows(conn, run_id=run_id, audience_id=audience_id, rows=sets.category(name))
-
-
-def plan_reconcile_offs(conn: Connection, *, run_id: int, audience_id: int) -> int:
-    """For a sync run whose snapshot is staged as ``run_id``: also send ``off`` to contacts that
-    are on in Listrak but not members, unless the diff already planned them."""
-    sets = _Sets(audience_id, run_id)
-    already = exists().where(
-        run_changes.c.run_id == run_id,
-        run_changes.c.audience_id == audience_id,
-        run_changes.c.email == listrak_values.c.email,
-    )
-    offs = sets.on_not_member().where(not_(already))
-    return changes.plan_rows(conn, run_id=run_id, audience_id=audience_id, rows=offs)
 
 
 def _describe(conn: Connection, sets: _Sets, emails: Sequence[str]) -> list[SampleRow]:
@@ -255,10 +204,10 @@ def _describe(conn: Connection, sets: _Sets, emails: Sequence[str]) -> list[Samp
     )
     members = set(
         conn.execute(
-            select(snapshot_members.c.email).where(
-                snapshot_members.c.run_id == sets.snapshot_run,
-                snapshot_members.c.audience_id == sets.audience_id,
-                snapshot_members.c.email.in_(emails),
+            select(memberships.c.email).where(
+                memberships.c.audience_id == sets.audience_id,
+                memberships.c.desired == ChangeAction.ON,
+                memberships.c.email.in_(emails),
             )
         ).scalars()
     )

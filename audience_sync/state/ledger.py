@@ -144,6 +144,7 @@ class AudiencePlan:
     planned_off: int
     unchanged_count: int
     parked_count: int = 0
+    snapshot_fingerprint: str | None = None
     rows_read: int = 0
     invalid_reasons: Mapping[str, int] = field(default_factory=dict)
     source_notes: Mapping[str, int] = field(default_factory=dict)
@@ -168,6 +169,7 @@ def record_audience_plan(
             "planned_off": plan.planned_off,
             "unchanged_count": plan.unchanged_count,
             "parked_count": plan.parked_count,
+            "snapshot_fingerprint": plan.snapshot_fingerprint,
         },
     )
 

@@ -45,6 +45,7 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 EMAIL_LENGTH = 320
+VALUE_LENGTH = 255
 TS = DateTime(timezone=True)
 
 
@@ -64,6 +65,8 @@ audiences = Table(
     Column("source_description", Text, nullable=False, default=""),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    # The run whose snapshot ``memberships.desired`` holds (the one ``verify`` compares with).
+    Column("snapshot_run_id", Integer, nullable=True),
 )
 
 sync_runs = Table(
@@ -97,6 +100,8 @@ run_audiences = Table(
     Column("invalid_reasons", Text, nullable=False, default="{}"),
     Column("source_notes", Text, nullable=False, default="{}"),
     Column("snapshot_count", BigInteger, nullable=False, default=0),
+    # Order-independent hash of the distinct snapshot (hex), for audit.
+    Column("snapshot_fingerprint", String(64), nullable=True),
     Column("confirmed_on_before", BigInteger, nullable=False, default=0),
     Column("planned_on", BigInteger, nullable=False, default=0),
     Column("planned_off", BigInteger, nullable=False, default=0),
@@ -106,26 +111,31 @@ run_audiences = Table(
     one_of("status", AudienceStatus),
 )
 
-# One row per (run, audience, email) read from the source; repeats across chunks are allowed and
-# collapsed by the diff, so staging can be a plain bulk insert (COPY on PostgreSQL).
-snapshot_members = Table(
-    "snapshot_members",
-    metadata,
-    Column("run_id", Integer, nullable=False),
-    Column("audience_id", Integer, nullable=False),
-    Column("email", String(EMAIL_LENGTH), nullable=False),
-    Index("ix_snapshot_members_run_audience_email", "run_id", "audience_id", "email"),
-)
-
+# The state of record, one row per (audience, contact): ``desired`` is what the last acted-on
+# snapshot said ('on' for its members; 'off' or NULL for others), ``value`` what Listrak last
+# confirmed (NULL until it has). Values are general text so other field types can diff the same way.
 memberships = Table(
     "memberships",
     metadata,
     Column("audience_id", Integer, ForeignKey("audiences.id"), primary_key=True),
     Column("email", String(EMAIL_LENGTH), primary_key=True),
-    Column("value", String(3), nullable=False),  # on | off, as last confirmed by Listrak
-    Column("confirmed_run_id", Integer, nullable=False),
-    Column("confirmed_at", TS, nullable=False),
+    Column("value", String(VALUE_LENGTH), nullable=True),
+    Column("confirmed_run_id", Integer, nullable=True),
+    Column("confirmed_at", TS, nullable=True),
+    Column("desired", String(VALUE_LENGTH), nullable=True),
     Index("ix_memberships_audience_value", "audience_id", "value"),
+)
+
+# Per run and audience, how its snapshot's desired values differ from the previous acted-on
+# snapshot's. Applied to ``memberships.desired`` when the audience finishes ``done``; replaying
+# the deltas of the runs whose audience finished ``done`` gives the snapshot at any past run.
+snapshot_deltas = Table(
+    "snapshot_deltas",
+    metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("audience_id", Integer, primary_key=True),
+    Column("email", String(EMAIL_LENGTH), primary_key=True),
+    Column("desired", String(VALUE_LENGTH), nullable=True),
 )
 
 # Contacts Listrak skipped for a reason about the contact itself; not re-sent until their

@@ -95,7 +95,7 @@ def confirmed_by_audience(h: Harness, key: str) -> dict[str, str]:
         rows = conn.execute(
             select(memberships.c.email, memberships.c.value)
             .join(audiences, audiences.c.id == memberships.c.audience_id)
-            .where(audiences.c.key == key)
+            .where(audiences.c.key == key, memberships.c.value.is_not(None))
         )
         return {r.email: r.value for r in rows}
 

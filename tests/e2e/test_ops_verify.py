@@ -85,12 +85,17 @@ def test_verify_reports_drift_made_in_listrak_and_repair_removes_it(harness: Har
 def test_stale_confirmed_state_is_drift_and_repair_reconfirms(harness: Harness) -> None:
     h = harness
     synced(h)
-    from sqlalchemy import delete
+    from sqlalchemy import update
 
     from audience_sync.state.tables import memberships
 
+    # confirmed state lost; the contact is still a member (desired 'on')
     with h.engine.begin() as conn:
-        conn.execute(delete(memberships).where(memberships.c.email == MEMBERS[5]))
+        conn.execute(
+            update(memberships)
+            .where(memberships.c.email == MEMBERS[5])
+            .values(value=None, confirmed_run_id=None, confirmed_at=None)
+        )
     report = verify_job(h).verify()
     assert counts(report) == {"on_not_member": 0, "member_not_on": 0, "stale_state": 1}
     verify_job(h).repair()

@@ -206,10 +206,10 @@ def test_a_run_fed_by_each_kind_reaches_the_expected_membership(
     }
 
 
-def test_a_source_failing_midway_stages_nothing_and_sends_nothing(sqlite_harness: Harness) -> None:
+def test_a_source_failing_midway_writes_nothing_and_sends_nothing(sqlite_harness: Harness) -> None:
     from sqlalchemy import func, select
 
-    from audience_sync.state.tables import snapshot_members
+    from audience_sync.state.tables import memberships, run_changes, snapshot_deltas
 
     h = sqlite_harness
     h.add_contacts(subscribed=CONTACTS)
@@ -226,5 +226,6 @@ def test_a_source_failing_midway_stages_nothing_and_sends_nothing(sqlite_harness
     assert outcome.status == "failed"
     assert KEY in (outcome.error or "")
     with h.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(snapshot_members)).scalar_one() == 0
+        for table in (run_changes, snapshot_deltas, memberships):
+            assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0
     assert h.import_count() == 0

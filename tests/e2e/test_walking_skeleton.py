@@ -76,14 +76,37 @@ def test_member_unknown_to_listrak_is_never_subscribed(harness: Harness) -> None
     assert "stranger@example.com" not in emails_on_list
 
 
-def test_only_the_newest_snapshot_is_kept(harness: Harness) -> None:
+def test_each_run_writes_only_its_changes_and_the_snapshot_is_replayable(
+    harness: Harness,
+) -> None:
     from sqlalchemy import func, select
 
-    from audience_sync.state.tables import snapshot_members
+    from audience_sync.state import desired
+    from audience_sync.state.tables import memberships, run_audiences, snapshot_deltas
 
     setup_first_time_shoppers(harness)
-    harness.run()
-    last = harness.run()  # unchanged: nothing sent, but the snapshot is still the newest
+    first = harness.run()
+    last = harness.run()  # unchanged: nothing sent, no deltas, but this snapshot is the newest
     with harness.engine.connect() as conn:
-        runs = conn.execute(select(func.distinct(snapshot_members.c.run_id))).scalars().all()
-    assert runs == [last.run_id]
+        audience_id = conn.execute(select(func.max(memberships.c.audience_id))).scalar_one()
+        members = set(
+            conn.execute(select(memberships.c.email).where(memberships.c.desired == "on")).scalars()
+        )
+        per_run: dict[int, int] = dict(
+            conn.execute(
+                select(snapshot_deltas.c.run_id, func.count()).group_by(snapshot_deltas.c.run_id)
+            ).all()
+        )
+        fingerprints = (
+            conn.execute(
+                select(run_audiences.c.snapshot_fingerprint).order_by(run_audiences.c.run_id)
+            )
+            .scalars()
+            .all()
+        )
+        assert desired.snapshot_run(conn, audience_id) == last.run_id
+        assert desired.desired_at(conn, audience_id, first.run_id) == members
+        assert desired.desired_at(conn, audience_id, last.run_id) == members
+    assert per_run == {first.run_id: len(members)}
+    assert len(fingerprints) == 2
+    assert fingerprints[0] == fingerprints[1] is not None

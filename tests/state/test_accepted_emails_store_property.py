@@ -1,7 +1,9 @@
 """Property: every address the validator accepts survives the state database and the import file.
 
-Staging goes through the real bulk path (COPY on PostgreSQL, executemany on SQLite) and is read
-back unchanged; the import CSV built from it parses back to the same address.
+Planning goes through the real path (DuckDB, then the bulk writes: COPY on PostgreSQL,
+executemany on SQLite); the planned change and the desired-value delta read back unchanged, and
+so does the planner's read of confirmed state; the import CSV built from it parses back to the
+same address.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from sqlalchemy.engine import Engine
 
 from audience_sync.listrak.imports import build_import_file, split_into_parts
 from audience_sync.normalize import normalize_email
-from audience_sync.state import ledger, staging
+from audience_sync.plan.engine import EngineSettings, SnapshotPlan
+from audience_sync.plan.writer import plan_emails
+from audience_sync.state import ledger
+from audience_sync.state.db import utcnow
 from audience_sync.state.statuses import RunTrigger
-from audience_sync.state.tables import snapshot_members
+from audience_sync.state.tables import memberships, run_changes, snapshot_deltas
 
 _ANY_TEXT = st.text(st.characters(codec=None), min_size=1, max_size=12)
 _LABEL = st.one_of(st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), _ANY_TEXT)
@@ -32,20 +37,37 @@ _RAW = st.builds(
 )
 
 
-def _stage_and_read_back(engine: Engine, email: str) -> list[str]:
+def _plan_and_read_back(engine: Engine, email: str) -> list[list[str]]:
     with engine.begin() as conn:
         run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
         audience_id = ledger.upsert_audience(
             conn, key="probe", list_id=1, field_id=None, source="test"
         )
-        staging.stage_emails(conn, run_id, audience_id, [email])
-        stored = list(
+    plan_emails(
+        engine, [email], run_id=run_id, audience_id=audience_id, full=False, parked_before=utcnow()
+    )
+    with engine.begin() as conn:
+        planned = list(
             conn.execute(
-                select(snapshot_members.c.email).where(snapshot_members.c.run_id == run_id)
+                select(run_changes.c.email).where(run_changes.c.run_id == run_id)
             ).scalars()
         )
-        conn.execute(delete(snapshot_members))
-    return stored
+        deltas = list(
+            conn.execute(
+                select(snapshot_deltas.c.email).where(snapshot_deltas.c.run_id == run_id)
+            ).scalars()
+        )
+        conn.execute(memberships.insert().values(audience_id=audience_id, email=email, value="on"))
+    # and the planner reads it back from confirmed state: nothing to turn on again
+    with SnapshotPlan(EngineSettings()) as snapshot:
+        snapshot.load_state(engine, audience_id, parked_before=utcnow())
+        confirmed = [
+            row[0] for row in snapshot.duck.execute("SELECT email FROM confirmed_on").fetchall()
+        ]
+    with engine.begin() as conn:
+        for table in (run_changes, snapshot_deltas, memberships):
+            conn.execute(delete(table))
+    return [planned, deltas, confirmed]
 
 
 def _through_import_file(email: str) -> str:
@@ -71,5 +93,5 @@ def test_an_accepted_address_survives_the_database_and_the_import_file(
     email, _ = normalize_email(raw)
     if email is None:
         return
-    assert _stage_and_read_back(engine, email) == [email]
+    assert _plan_and_read_back(engine, email) == [[email], [email], [email]]
     assert _through_import_file(email) == email

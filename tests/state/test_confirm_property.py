@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
 
-from audience_sync.state import changes, diff, ledger, staging
+from audience_sync.plan.writer import plan_emails
+from audience_sync.state import changes, ledger
 from audience_sync.state.db import utcnow
 from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import memberships, metadata, run_changes
@@ -34,24 +35,28 @@ def reset(engine: Engine) -> None:
                 conn.execute(delete(table))
 
 
+SNAPSHOTS: dict[int, set[str]] = {}
+
+
 def new_run(engine: Engine, audience_id: int, members: set[str]) -> int:
     with engine.begin() as conn:
         run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
-        staging.stage_emails(conn, run_id, audience_id, sorted(members))
+    SNAPSHOTS[run_id] = members
     return run_id
 
 
 def planned(
     engine: Engine, run_id: int, audience_id: int, retry_after: timedelta
 ) -> dict[str, str]:
-    with engine.begin() as conn:
-        diff.plan_changes(
-            conn,
-            run_id=run_id,
-            audience_id=audience_id,
-            full=False,
-            parked_before=utcnow() - retry_after,
-        )
+    plan_emails(
+        engine,
+        sorted(SNAPSHOTS.pop(run_id)),
+        run_id=run_id,
+        audience_id=audience_id,
+        full=False,
+        parked_before=utcnow() - retry_after,
+    )
+    with engine.connect() as conn:
         rows = conn.execute(
             select(run_changes.c.email, run_changes.c.action).where(run_changes.c.run_id == run_id)
         )

@@ -1,4 +1,4 @@
-"""Staging, the set-based diff and confirmation on real SQLite and PostgreSQL databases."""
+"""The DuckDB plan, its writes and confirmation on real SQLite and PostgreSQL databases."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from audience_sync.state import diff, ledger, staging
+from audience_sync.plan.engine import Counts
+from audience_sync.plan.writer import plan_emails
+from audience_sync.state import ledger
 from audience_sync.state.changes import ResultVocabulary
 from audience_sync.state.db import utcnow
 from audience_sync.state.statuses import RunTrigger
@@ -15,6 +17,7 @@ from audience_sync.state.tables import memberships, parked_contacts, run_changes
 from tests.state.settling import settle_run
 
 VOCABULARY = ResultVocabulary(accepted=["Updated"], skipped=["NotSubscribed", "NotOnList"])
+SNAPSHOTS: dict[int, list[str]] = {}
 
 
 def new_run(engine: Engine, emails: list[str], audience_key: str = "vip") -> tuple[int, int]:
@@ -24,9 +27,8 @@ def new_run(engine: Engine, emails: list[str], audience_key: str = "vip") -> tup
         )
         run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
         ledger.start_run_audience(conn, run_id, audience_id, source="test")
-        # staged in two chunks with a repeat across them
-        staging.stage_emails(conn, run_id, audience_id, emails[: len(emails) // 2 + 1])
-        staging.stage_emails(conn, run_id, audience_id, emails[len(emails) // 2 :])
+    # read in two batches with a repeat across them
+    SNAPSHOTS[run_id] = emails[: len(emails) // 2 + 1] + emails[len(emails) // 2 :]
     return run_id, audience_id
 
 
@@ -37,15 +39,15 @@ def plan(
     *,
     full: bool = False,
     retry_after: timedelta = timedelta(hours=24),
-) -> diff.PlanCounts:
-    with engine.begin() as conn:
-        return diff.plan_changes(
-            conn,
-            run_id=run_id,
-            audience_id=audience_id,
-            full=full,
-            parked_before=utcnow() - retry_after,
-        )
+) -> Counts:
+    return plan_emails(
+        engine,
+        SNAPSHOTS.pop(run_id),
+        run_id=run_id,
+        audience_id=audience_id,
+        full=full,
+        parked_before=utcnow() - retry_after,
+    )
 
 
 def changes(engine: Engine, run_id: int) -> dict[str, tuple[str, str]]:
@@ -70,7 +72,10 @@ def settle(engine: Engine, run_id: int, audience_id: int, results: dict[str, str
 
 def confirmed(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
-        return dict(conn.execute(select(memberships.c.email, memberships.c.value)).all())
+        query = select(memberships.c.email, memberships.c.value).where(
+            memberships.c.value.is_not(None)
+        )
+        return dict(conn.execute(query).all())
 
 
 def test_first_run_turns_every_member_on(engine: Engine) -> None:

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 import pytest
-from sqlalchemy import CheckConstraint, insert, inspect, select, text
+from sqlalchemy import CheckConstraint, column, insert, inspect, select, table, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -32,7 +32,6 @@ from audience_sync.state.tables import (
     parked_contacts,
     run_audiences,
     run_changes,
-    snapshot_members,
     sync_runs,
 )
 
@@ -48,15 +47,21 @@ EXPECTED: dict[str, type[StrEnum]] = {
 CHECKED_TABLES = ("sync_runs", "run_audiences", "parked_contacts", "listrak_imports", "run_changes")
 BEFORE_CHECKS = "0003"
 DATA_TABLES = (
-    audiences,
-    sync_runs,
-    run_audiences,
-    snapshot_members,
-    memberships,
-    parked_contacts,
-    listrak_imports,
-    run_changes,
-    import_results,
+    "audiences",
+    "sync_runs",
+    "run_audiences",
+    "snapshot_members",
+    "memberships",
+    "parked_contacts",
+    "listrak_imports",
+    "run_changes",
+    "import_results",
+)
+# Revision 0006 drops snapshot_members and carries its latest acted-on snapshot into
+# memberships.desired (a member never confirmed gets a row without a value).
+CARRIED = ("snapshot_members", "memberships")
+snapshot_members = table(
+    "snapshot_members", column("run_id"), column("audience_id"), column("email")
 )
 
 
@@ -119,17 +124,26 @@ def test_upgrade_keeps_data_written_before_the_checks_and_downgrade_too(engine: 
     migrate.upgrade(engine, BEFORE_CHECKS)
     with engine.begin() as conn:
         _write_a_settled_run(conn)
-    before = _dump(engine)
-    assert all(before[t.name] for t in DATA_TABLES)
+    old_columns = {t: [c["name"] for c in inspect(engine).get_columns(t)] for t in DATA_TABLES}
+    before = _dump(engine, old_columns)
+    assert all(before[t] for t in DATA_TABLES)
 
     migrate.upgrade(engine)
     assert migrate.current_revision(engine) == migrate.head_revision()
-    assert _dump(engine) == before
+    kept = {t: cols for t, cols in old_columns.items() if t != "snapshot_members"}
+    after = _dump(engine, kept)
+    assert {t: after[t] for t in kept if t not in CARRIED} == {
+        t: before[t] for t in kept if t not in CARRIED
+    }
+    assert set(before["memberships"]) <= set(after["memberships"])
+    with engine.connect() as conn:
+        desired = dict(conn.execute(select(memberships.c.email, memberships.c.desired)).all())
+    assert desired == {"a@x.com": "on", "b@x.com": "on"}
     _assert_foreign_keys_enforced(engine)
 
     migrate.downgrade(engine, BEFORE_CHECKS)
-    assert _dump(engine) == before
-    assert all(not inspect(engine).get_check_constraints(t.name) for t in DATA_TABLES)
+    assert _dump(engine, old_columns) == before
+    assert all(not inspect(engine).get_check_constraints(t) for t in DATA_TABLES)
     _assert_foreign_keys_enforced(engine)
 
 
@@ -208,11 +222,15 @@ def _write_a_settled_run(conn: Connection) -> None:
     )
 
 
-def _dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+def _dump(engine: Engine, columns: dict[str, list[str]]) -> dict[str, list[tuple[Any, ...]]]:
+    """Each table's rows, over the columns given (those of the older revision)."""
+    dump: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
-        return {
-            t.name: sorted(tuple(r) for r in conn.execute(select(t)).all()) for t in DATA_TABLES
-        }
+        for name, cols in columns.items():
+            names = ", ".join(f'"{c}"' for c in cols)
+            rows = conn.execute(text(f'SELECT {names} FROM "{name}"')).all()
+            dump[name] = sorted((tuple(r) for r in rows), key=repr)
+    return dump
 
 
 def _assert_foreign_keys_enforced(engine: Engine) -> None:

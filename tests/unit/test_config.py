@@ -143,3 +143,21 @@ def test_sqlite_paths() -> None:
 def test_lock_lease_is_configurable(tmp_path: Path) -> None:
     text = MINIMAL.replace("[listrak]", "[sync]\nlock_lease_seconds = 2.5\n[listrak]", 1)
     assert load_config(write(tmp_path, text)).settings.sync.lock_lease_seconds == 2.5
+
+
+def test_planner_settings_have_bounded_defaults_and_are_validated(tmp_path: Path) -> None:
+    planner = load_config(write(tmp_path, MINIMAL)).settings.planner
+    assert (planner.memory_limit, planner.temp_directory, planner.threads) == ("1GB", None, None)
+    text = MINIMAL.replace(
+        "[[audiences]]",
+        '[planner]\nmemory_limit = "512MB"\ntemp_directory = "spill"\nthreads = 2\n\n[[audiences]]',
+    )
+    planner = load_config(write(tmp_path, text)).settings.planner
+    assert (planner.memory_limit, planner.temp_directory, planner.threads) == (
+        "512MB",
+        Path("spill"),
+        2,
+    )
+    bad = MINIMAL.replace("[[audiences]]", '[planner]\nmemory_limit = "lots"\n\n[[audiences]]')
+    with pytest.raises(ConfigError, match=r"planner\.memory_limit"):
+        load_config(write(tmp_path, bad))

@@ -1,0 +1,261 @@
+"""One audience's plan in DuckDB: snapshot in, changes and desired-value deltas out.
+
+With S the deduplicated snapshot, C the confirmed ``on`` set, D the desired ``on`` set (the
+last acted-on snapshot) and P the contacts parked by a recent skip (per action):
+
+  unpark     parked ``on`` not in S, parked ``off`` in S (their desired value changed)
+  turn_on    S - C - P_on                 (a full sync: all of S)
+  turn_off   C - S - P_off                (a full sync: C - S)
+  reconcile  L_on - S - turn_off          (``run --reconcile``: on in Listrak, not a member)
+  deltas     S - D -> 'on',  D - S -> 'off'
+
+All of it is SQL over tables loaded from Arrow; no Python object per email. DuckDB's memory
+is capped by ``[planner] memory_limit`` and spills to ``temp_directory``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Engine
+
+from audience_sync.plan.state_io import load_query
+from audience_sync.state.statuses import ChangeAction
+from audience_sync.state.tables import TS
+
+EMAILS = pa.schema([pa.field("email", pa.string())])
+FLAGGED = pa.schema([pa.field("email", pa.string()), pa.field("flags", pa.int64())])
+PARKED = pa.schema(
+    [
+        pa.field("email", pa.string()),
+        pa.field("action", pa.string()),
+        pa.field("recent", pa.int64()),
+    ]
+)
+BATCH_ROWS = 100_000
+ON = ChangeAction.ON.value
+OFF = ChangeAction.OFF.value
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    memory_limit: str = "1GB"
+    temp_directory: Path | None = None
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Counts:
+    snapshot: int
+    fingerprint: str
+    confirmed_on_before: int
+    planned_on: int
+    planned_off: int
+    reconcile_off: int
+    parked_on: int
+    parked_off: int
+    unpark: int
+    delta_on: int
+    delta_off: int
+
+    @property
+    def unchanged(self) -> int:
+        return self.snapshot - self.planned_on - self.parked_on
+
+
+class SnapshotPlan:
+    """A DuckDB connection holding one audience's snapshot and the sets it is diffed against.
+
+    Use as a context manager; :meth:`add` the normalised batches, :meth:`load_state`, then
+    :meth:`compute`, and stream the results with :meth:`changes`, :meth:`deltas`,
+    :meth:`unparked`.
+    """
+
+    def __init__(self, settings: EngineSettings) -> None:
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": settings.memory_limit,
+            "preserve_insertion_order": False,
+        }
+        if settings.threads is not None:
+            config["threads"] = settings.threads
+        if settings.temp_directory is not None:
+            settings.temp_directory.mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = str(settings.temp_directory)
+        self.duck = duckdb.connect(":memory:", config=config)
+        self.duck.execute("CREATE TABLE raw (email VARCHAR)")
+        self._computed = False
+
+    def __enter__(self) -> SnapshotPlan:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.duck.close()
+
+    def add(self, emails: pa.Array) -> None:
+        """One batch of normalised emails (repeats across batches are collapsed later)."""
+        if len(emails) == 0:
+            return
+        batch = pa.table({"email": emails.cast(pa.string())})
+        self.duck.register("batch", batch)
+        try:
+            self.duck.execute("INSERT INTO raw SELECT email FROM batch")
+        finally:
+            self.duck.unregister("batch")
+
+    def load_state(
+        self,
+        engine: Engine,
+        audience_id: int,
+        *,
+        parked_before: datetime,
+        listrak_on: bool = False,
+    ) -> None:
+        """Read C, D, the parked contacts and (for reconcile) L_on from the state database."""
+        a = {"a": audience_id}
+        # C and D in one pass over the audience's rows (flags: 1 confirmed on, 2 desired on).
+        load_query(
+            engine,
+            self.duck,
+            "state",
+            f"SELECT email, CASE WHEN value = '{ON}' THEN 1 ELSE 0 END "
+            f"+ CASE WHEN desired = '{ON}' THEN 2 ELSE 0 END FROM memberships "
+            f"WHERE audience_id = :a AND (value = '{ON}' OR desired = '{ON}')",
+            a,
+            FLAGGED,
+        )
+        self.duck.execute(
+            "CREATE TABLE confirmed_on AS SELECT email FROM state WHERE flags & 1 = 1"
+        )
+        self.duck.execute("CREATE TABLE desired_on AS SELECT email FROM state WHERE flags & 2 = 2")
+        self.duck.execute("DROP TABLE state")
+        load_query(
+            engine,
+            self.duck,
+            "parked",
+            text(
+                "SELECT email, action, CASE WHEN parked_at >= :cutoff THEN 1 ELSE 0 END "
+                "FROM parked_contacts WHERE audience_id = :a"
+            ).bindparams(bindparam("cutoff", type_=TS)),
+            {"cutoff": parked_before, **a},
+            PARKED,
+            columnar=False,
+        )
+        if listrak_on:
+            load_query(
+                engine,
+                self.duck,
+                "listrak_on",
+                f"SELECT DISTINCT email FROM listrak_values WHERE audience_id = :a "
+                f"AND value = '{ON}'",
+                a,
+                EMAILS,
+            )
+        else:
+            self.duck.execute("CREATE TABLE listrak_on (email VARCHAR)")
+
+    def compute(self, *, full: bool) -> Counts:
+        d = self.duck
+        d.execute("CREATE TABLE s AS SELECT DISTINCT email FROM raw")
+        d.execute("DROP TABLE raw")
+        d.execute(
+            "CREATE TABLE unpark AS SELECT p.email, p.action FROM parked p WHERE "
+            f"(p.action = '{ON}' AND p.email NOT IN (SELECT email FROM s)) OR "
+            f"(p.action = '{OFF}' AND p.email IN (SELECT email FROM s))"
+        )
+        recent = "(SELECT email FROM parked WHERE recent = 1 AND action = '{}')"
+        if full:
+            d.execute(f"CREATE TABLE changes AS SELECT email, '{ON}' AS action FROM s")
+        else:
+            d.execute(
+                f"CREATE TABLE changes AS SELECT email, '{ON}' AS action FROM s "
+                "WHERE email NOT IN (SELECT email FROM confirmed_on) "
+                f"AND email NOT IN {recent.format(ON)}"
+            )
+        off_filter = "" if full else f"AND email NOT IN {recent.format(OFF)}"
+        d.execute(
+            f"INSERT INTO changes SELECT email, '{OFF}' FROM confirmed_on "
+            f"WHERE email NOT IN (SELECT email FROM s) {off_filter}"
+        )
+        d.execute(
+            f"CREATE TABLE reconcile AS SELECT email, '{OFF}' AS action FROM listrak_on "
+            "WHERE email NOT IN (SELECT email FROM s) "
+            "AND email NOT IN (SELECT email FROM changes)"
+        )
+        d.execute(
+            f"CREATE TABLE deltas AS SELECT email, '{ON}' AS desired FROM s "
+            "WHERE email NOT IN (SELECT email FROM desired_on) "
+            f"UNION ALL SELECT email, '{OFF}' FROM desired_on "
+            "WHERE email NOT IN (SELECT email FROM s)"
+        )
+        self._computed = True
+        (snapshot, fingerprint) = self._one(
+            "SELECT count(*), lower(hex(coalesce(bit_xor(md5_number(email)), 0::UHUGEINT))) FROM s"
+        )
+        parked = dict(
+            d.execute(
+                "SELECT p.action, count(*) FROM parked p WHERE p.recent = 1 AND NOT EXISTS "
+                "(SELECT 1 FROM unpark u WHERE u.email = p.email AND u.action = p.action) "
+                "GROUP BY p.action"
+            ).fetchall()
+        )
+        planned = dict(d.execute("SELECT action, count(*) FROM changes GROUP BY action").fetchall())
+        deltas = dict(d.execute("SELECT desired, count(*) FROM deltas GROUP BY desired").fetchall())
+        return Counts(
+            snapshot=int(snapshot),
+            fingerprint=str(fingerprint),
+            confirmed_on_before=int(self._one("SELECT count(*) FROM confirmed_on")[0]),
+            planned_on=int(planned.get(ON, 0)),
+            planned_off=int(planned.get(OFF, 0)),
+            reconcile_off=int(self._one("SELECT count(*) FROM reconcile")[0]),
+            parked_on=0 if full else int(parked.get(ON, 0)),
+            parked_off=0 if full else int(parked.get(OFF, 0)),
+            unpark=int(self._one("SELECT count(*) FROM unpark")[0]),
+            delta_on=int(deltas.get(ON, 0)),
+            delta_off=int(deltas.get(OFF, 0)),
+        )
+
+    def _one(self, sql: str) -> tuple[Any, ...]:
+        rows = self.duck.execute(sql).fetchall()
+        assert len(rows) == 1, "an aggregate returns one row"
+        return tuple(rows[0])
+
+    def changes(self) -> Iterator[pa.RecordBatch]:
+        """``(email, action)`` batches to plan, the diff's and reconcile's, in email order."""
+        return self._stream(
+            "SELECT email, action FROM changes UNION ALL SELECT email, action FROM reconcile "
+            "ORDER BY email"
+        )
+
+    def deltas(self) -> Iterator[pa.RecordBatch]:
+        """``(email, desired)`` batches, in email order."""
+        return self._stream("SELECT email, desired FROM deltas ORDER BY email")
+
+    def unparked(self) -> Iterator[pa.RecordBatch]:
+        """``(email, action)`` batches of parked skips that no longer apply."""
+        return self._stream("SELECT email, action FROM unpark ORDER BY email")
+
+    def _stream(self, sql: str) -> Iterator[pa.RecordBatch]:
+        assert self._computed, "compute() first"
+        relation = self.duck.sql(sql)
+        # Newer DuckDB releases name it to_arrow_reader; older ones fetch_arrow_reader.
+        to_reader = getattr(relation, "to_arrow_reader", None) or getattr(
+            relation, "fetch_arrow_reader", None
+        )
+        assert to_reader is not None, "DuckDB streams results as Arrow"
+        yield from to_reader(BATCH_ROWS)

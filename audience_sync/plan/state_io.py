@@ -1,0 +1,216 @@
+"""Reading sets from the state database into DuckDB tables, as Arrow.
+
+PostgreSQL is read through its ADBC driver (columnar, binary COPY, no Python object per row).
+SQLite is read through the application's own ``sqlite3`` driver, in batches of rows turned
+into Arrow arrays: the ADBC SQLite driver links its own copy of SQLite, and two copies of
+SQLite in one process break each other's POSIX locks on the same file (closing the ADBC
+connection dropped the WAL the application's connection still used: "disk I/O error").
+Any other database is read through SQLAlchemy in streamed batches. Parameters are always
+bound.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy import text
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.sql.elements import TextClause
+
+from audience_sync.errors import StateError
+from audience_sync.state.db_errors import describe_url
+
+BATCH_ROWS = 100_000
+
+
+def load_query(
+    engine: Engine,
+    duck: duckdb.DuckDBPyConnection,
+    table: str,
+    sql: str | TextClause,
+    params: Mapping[str, Any],
+    schema: pa.Schema,
+    *,
+    columnar: bool = True,
+) -> None:
+    """Create DuckDB table ``table`` holding the rows ``sql`` selects (``:name`` parameters,
+    each used once). ``columnar=False`` reads through SQLAlchemy, which binds any Python type
+    (timestamps) the way the rest of the application writes it."""
+    duck.execute(f'CREATE TABLE "{table}" ({_ddl(schema)})')
+    opened = (
+        _columnar_reader(engine, sql, params, schema) if columnar and isinstance(sql, str) else None
+    )
+    if opened is None:
+        batches = _sqlalchemy_batches(engine, sql, params, schema)
+        _insert_from(duck, table, pa.RecordBatchReader.from_batches(schema, batches), schema)
+        return
+    reader, close = opened
+    try:
+        _insert_from(duck, table, reader, schema)
+    except Exception:
+        # The driver's message is not passed on: one line naming the database, no SQL.
+        raise StateError(
+            f"state database {describe_url(engine.url)}: reading state failed"
+        ) from None
+    finally:
+        close()
+
+
+def _insert_from(
+    duck: duckdb.DuckDBPyConnection, table: str, reader: pa.RecordBatchReader, schema: pa.Schema
+) -> None:
+    duck.register("arrow_source", reader)
+    try:
+        duck.execute(f'INSERT INTO "{table}" SELECT {_casts(schema)} FROM arrow_source')
+    finally:
+        duck.unregister("arrow_source")
+
+
+def _ddl(schema: pa.Schema) -> str:
+    return ", ".join(f'"{f.name}" {_duck_type(f.type)}' for f in schema)
+
+
+def _casts(schema: pa.Schema) -> str:
+    return ", ".join(f'CAST("{f.name}" AS {_duck_type(f.type)})' for f in schema)
+
+
+def _duck_type(kind: pa.DataType) -> str:
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "VARCHAR"
+    if pa.types.is_boolean(kind):
+        return "BOOLEAN"
+    if pa.types.is_integer(kind):
+        return "BIGINT"
+    raise TypeError(f"unsupported column type {kind}")
+
+
+def _columnar_reader(
+    engine: Engine, sql: str, params: Mapping[str, Any], schema: pa.Schema
+) -> tuple[pa.RecordBatchReader, Callable[[], None]] | None:
+    """A record batch reader, and how to close it; None when neither ADBC nor the SQLite
+    driver applies to this database."""
+    url = engine.url
+    backend = url.get_backend_name()
+    names = list(params)
+    if backend == "sqlite":
+        positional = _positional(sql, names, lambda i: "?")
+        try:
+            return _sqlite_reader(engine, positional, [params[n] for n in names], schema)
+        except sqlite3.Error:
+            raise StateError(f"state database {describe_url(url)}: reading state failed") from None
+    if backend == "postgresql":
+        import adbc_driver_postgresql.dbapi as adbc_pg
+
+        positional = _positional(sql, names, lambda i: f"${i}")
+        target = libpq_uri(url)
+    else:
+        return None
+    try:
+        conn: Any = adbc_pg.connect(target)
+    except Exception:
+        # A URL libpq does not take as SQLAlchemy's driver does: read through SQLAlchemy,
+        # which fails with the usual one-line StateError if the database itself is the problem.
+        return None
+    try:
+        cursor = conn.cursor()
+        cursor.execute(positional, parameters=tuple(params[n] for n in names))
+        reader = cursor.fetch_record_batch()
+        if reader.schema.names != schema.names:
+            # Rename only; the driver's types stay (DuckDB casts them on insert).
+            renamed = pa.schema(
+                [
+                    pa.field(name, f.type)
+                    for name, f in zip(schema.names, reader.schema, strict=True)
+                ]
+            )
+            source = reader
+            reader = pa.RecordBatchReader.from_batches(
+                renamed,
+                (pa.RecordBatch.from_arrays(b.columns, schema=renamed) for b in source),
+            )
+    except Exception:
+        conn.close()
+        raise StateError(f"state database {describe_url(url)}: reading state failed") from None
+
+    def close() -> None:
+        try:
+            cursor.close()
+        finally:
+            conn.close()
+
+    return reader, close
+
+
+def libpq_uri(url: URL) -> str:
+    """The SQLAlchemy URL as a libpq connection URI. Query values are percent-encoded for
+    libpq (which decodes ``%20`` but not ``+``), e.g. ``options=-c lock_timeout=200``."""
+    base = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    pairs = [
+        f"{quote(key, safe='')}={quote(item, safe='')}"
+        for key, value in url.query.items()
+        for item in ((value,) if isinstance(value, str) else value)
+    ]
+    return f"{base}?{'&'.join(pairs)}" if pairs else base
+
+
+def _sqlite_reader(
+    engine: Engine, sql: str, params: Sequence[Any], schema: pa.Schema
+) -> tuple[pa.RecordBatchReader, Callable[[], None]]:
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(sql, tuple(params))
+    except BaseException:
+        raw.close()
+        raise
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        while rows := cursor.fetchmany(BATCH_ROWS):
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array([row[i] for row in rows], type=field.type)
+                    for i, field in enumerate(schema)
+                ],
+                schema=schema,
+            )
+
+    def close() -> None:
+        try:
+            cursor.close()
+        finally:
+            raw.close()
+
+    return pa.RecordBatchReader.from_batches(schema, batches()), close
+
+
+def _positional(sql: str, names: Sequence[str], mark: Any) -> str:
+    """``:name`` placeholders (each used once, in ``names`` order) as positional ones."""
+    out = sql
+    for index, name in enumerate(names, start=1):
+        placeholder = f":{name}"
+        assert out.count(placeholder) == 1, "each parameter appears once"
+        out = out.replace(placeholder, mark(index))
+    return out
+
+
+def _sqlalchemy_batches(
+    engine: Engine, sql: str | TextClause, params: Mapping[str, Any], schema: pa.Schema
+) -> Iterator[pa.RecordBatch]:
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
+            text(sql) if isinstance(sql, str) else sql, dict(params)
+        )
+        for rows in result.partitions(BATCH_ROWS):
+            columns: list[list[Any]] = [[] for _ in schema]
+            for row in rows:
+                for column, value in zip(columns, row, strict=True):
+                    column.append(value)
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)],
+                schema=schema,
+            )

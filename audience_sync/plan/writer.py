@@ -1,0 +1,69 @@
+"""Diff a loaded snapshot against the state database and write the outcome to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import pyarrow as pa
+from sqlalchemy.engine import Engine
+
+from audience_sync.plan.engine import Counts, EngineSettings, SnapshotPlan
+from audience_sync.state import changes, desired
+
+
+def plan_snapshot(
+    engine: Engine,
+    snapshot: SnapshotPlan,
+    *,
+    run_id: int,
+    audience_id: int,
+    full: bool,
+    parked_before: datetime,
+    reconcile: bool = False,
+) -> Counts:
+    """Read confirmed state, diff, then write the planned changes (``run_changes``, status
+    ``planned``), the desired-value deltas, and forget parked skips that no longer apply.
+
+    The ledger first: every planned change is committed before anything is sent. A commit
+    per batch keeps SQLite's write lock short, so the run lock's heartbeat gets through; rows
+    of a write cut short belong to a run that never sends them, and deltas of a run that never
+    finishes are never applied.
+    """
+    snapshot.load_state(engine, audience_id, parked_before=parked_before, listrak_on=reconcile)
+    counts = snapshot.compute(full=full)
+    with engine.connect() as conn:
+        for batch in snapshot.changes():
+            with conn.begin():
+                changes.plan_batches(conn, run_id=run_id, audience_id=audience_id, batches=[batch])
+        for batch in snapshot.deltas():
+            with conn.begin():
+                desired.record_deltas(conn, run_id=run_id, audience_id=audience_id, batches=[batch])
+        with conn.begin():
+            desired.unpark(conn, audience_id=audience_id, batches=snapshot.unparked())
+    return counts
+
+
+def plan_emails(
+    engine: Engine,
+    emails: Iterable[str],
+    *,
+    run_id: int,
+    audience_id: int,
+    full: bool,
+    parked_before: datetime,
+    reconcile: bool = False,
+    settings: EngineSettings | None = None,
+) -> Counts:
+    """:func:`plan_snapshot` of an already normalised list of emails (tests, tools)."""
+    with SnapshotPlan(settings or EngineSettings()) as snapshot:
+        snapshot.add(pa.array(list(emails), type=pa.string()))
+        return plan_snapshot(
+            engine,
+            snapshot,
+            run_id=run_id,
+            audience_id=audience_id,
+            full=full,
+            parked_before=parked_before,
+            reconcile=reconcile,
+        )

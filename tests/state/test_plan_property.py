@@ -1,0 +1,171 @@
+"""Property: the DuckDB plan, read from and written to a real state database, equals a pure-Python
+reference of the diff rules over random confirmed, desired, parked, read-back and snapshot
+states (full sync or not, reconcile or not)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Engine
+
+from audience_sync.plan.writer import plan_emails
+from audience_sync.state import ledger
+from audience_sync.state.db import utcnow
+from audience_sync.state.statuses import RunTrigger
+from audience_sync.state.tables import (
+    listrak_values,
+    memberships,
+    metadata,
+    parked_contacts,
+    run_changes,
+    snapshot_deltas,
+)
+
+EMAILS = [f"p{i}@example.com" for i in range(12)]
+email = st.sampled_from(EMAILS)
+
+
+@dataclass(frozen=True)
+class State:
+    confirmed: dict[str, str]
+    desired: dict[str, str | None]
+    parked: dict[str, tuple[str, bool]]  # email -> (action, recent)
+    listrak_on: set[str]
+    snapshot: list[str]  # as read: repeats across batches are allowed
+    full: bool
+    reconcile: bool
+
+
+states = st.builds(
+    State,
+    confirmed=st.dictionaries(email, st.sampled_from(["on", "off"])),
+    desired=st.dictionaries(email, st.sampled_from(["on", "off", None])),
+    parked=st.dictionaries(email, st.tuples(st.sampled_from(["on", "off"]), st.booleans())),
+    listrak_on=st.sets(email),
+    snapshot=st.lists(email, max_size=20),
+    full=st.booleans(),
+    reconcile=st.booleans(),
+)
+
+
+def reference(state: State) -> dict[str, Any]:
+    confirmed, desired_, parked = state.confirmed, state.desired, state.parked
+    listrak_on, snapshot, full = state.listrak_on, set(state.snapshot), state.full
+
+    unparked = {e for e, (action, _) in parked.items() if (action == "on") != (e in snapshot)}
+    still_parked = {e: p for e, p in parked.items() if e not in unparked}
+    recent = {
+        a: {e for e, (act, new) in still_parked.items() if new and act == a} for a in ("on", "off")
+    }
+    confirmed_on = {e for e, v in confirmed.items() if v == "on"}
+    if full:
+        turn_on = set(snapshot)
+        turn_off = confirmed_on - snapshot
+    else:
+        turn_on = snapshot - confirmed_on - recent["on"]
+        turn_off = confirmed_on - snapshot - recent["off"]
+    planned = {e: "on" for e in turn_on} | {e: "off" for e in turn_off}
+    if state.reconcile:
+        planned |= {e: "off" for e in listrak_on - snapshot - turn_off}
+    desired_on = {e for e, v in desired_.items() if v == "on"}
+    deltas = {e: "on" for e in snapshot - desired_on} | {e: "off" for e in desired_on - snapshot}
+    return {
+        "planned": planned,
+        "deltas": deltas,
+        "parked": set(still_parked),
+        "snapshot": len(snapshot),
+        "parked_on": 0 if full else len(recent["on"]),
+        "parked_off": 0 if full else len(recent["off"]),
+    }
+
+
+def reset(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            if table.name != "run_lock":
+                conn.execute(delete(table))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(state=states)
+def test_duckdb_plan_equals_the_reference(engine: Engine, state: State) -> None:
+    reset(engine)
+    now = utcnow()
+    confirmed, desired_, parked = state.confirmed, state.desired, state.parked
+    with engine.begin() as conn:
+        audience_id = ledger.upsert_audience(conn, key="a", list_id=1, field_id=2, source="t")
+        run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
+        rows = [
+            {
+                "audience_id": audience_id,
+                "email": e,
+                "value": confirmed.get(e),
+                "confirmed_run_id": 0 if e in confirmed else None,
+                "confirmed_at": now if e in confirmed else None,
+                "desired": desired_.get(e),
+            }
+            for e in sorted(set(confirmed) | set(desired_))
+        ]
+        if rows:
+            conn.execute(insert(memberships), rows)
+        if parked:
+            conn.execute(
+                insert(parked_contacts),
+                [
+                    {
+                        "audience_id": audience_id,
+                        "email": e,
+                        "action": action,
+                        "reason": "NotSubscribed",
+                        "run_id": 0,
+                        "parked_at": now if new else now - timedelta(days=2),
+                    }
+                    for e, (action, new) in parked.items()
+                ],
+            )
+        values = [{"audience_id": audience_id, "email": e, "value": "on"} for e in state.listrak_on]
+        values += [{"audience_id": audience_id, "email": EMAILS[0], "value": "off"}]
+        conn.execute(insert(listrak_values), values)
+
+    counts = plan_emails(
+        engine,
+        state.snapshot,
+        run_id=run_id,
+        audience_id=audience_id,
+        full=state.full,
+        parked_before=now - timedelta(hours=24),
+        reconcile=state.reconcile,
+    )
+    expected = reference(state)
+    with engine.connect() as conn:
+        planned = dict(
+            conn.execute(
+                select(run_changes.c.email, run_changes.c.action).where(
+                    run_changes.c.run_id == run_id, run_changes.c.status == "planned"
+                )
+            ).all()
+        )
+        deltas = dict(
+            conn.execute(
+                select(snapshot_deltas.c.email, snapshot_deltas.c.desired).where(
+                    snapshot_deltas.c.run_id == run_id
+                )
+            ).all()
+        )
+        still_parked = set(conn.execute(select(parked_contacts.c.email)).scalars())
+    assert planned == expected["planned"]
+    assert deltas == expected["deltas"]
+    assert still_parked == expected["parked"]
+    assert counts.snapshot == expected["snapshot"]
+    assert (counts.parked_on, counts.parked_off) == (expected["parked_on"], expected["parked_off"])
+    assert counts.planned_on + counts.planned_off + counts.reconcile_off == len(planned)
