@@ -60,7 +60,7 @@ class Probe:
 
 _WRAPPED: list[tuple[Any, str, str]] = [
     (planning, "read_source", "read_loop"),
-    (plan_input, "normalize_chunk", "normalise"),
+    (plan_input, "normalize_batch", "normalise"),
     (plan_engine.SnapshotPlan, "add", "load"),
     (plan_engine.SnapshotPlan, "load_state", "plan"),
     (plan_engine.SnapshotPlan, "compute", "plan"),
