@@ -45,6 +45,11 @@ class SourceError(AudienceSyncError):
     """An audience's member source could not be read completely; that audience fails."""
 
 
+class PlanningError(AudienceSyncError):
+    """The embedded planner could not plan an audience (memory, spill disk); that audience
+    fails, the others go on."""
+
+
 class StateError(StopRunError):
     """The state database is unusable (locked, full, read-only, unreachable, out of date).
 

@@ -82,27 +82,33 @@ class SourcePlanner:
             return
         source = self._sources[audience.key]
         # Imported here: DuckDB and pyarrow load only when a run plans.
-        from audience_sync.plan.engine import SnapshotPlan
+        import duckdb
+
+        from audience_sync.plan.engine import SnapshotPlan, planning_error
         from audience_sync.plan.writer import plan_snapshot
 
-        with planner_workspace(ctx) as settings, SnapshotPlan(settings) as snapshot:
+        with planner_workspace(ctx) as settings:
             try:
-                if isinstance(source, SourceError):
-                    raise source
-                rows_read, invalid = read_source(ctx, run, source, snapshot)
+                with SnapshotPlan(settings) as snapshot:
+                    if isinstance(source, SourceError):
+                        raise source
+                    rows_read, invalid = read_source(ctx, run, source, snapshot)
+                    checkpoint("staged")
+                    counts = plan_snapshot(
+                        ctx.engine,
+                        snapshot,
+                        run_id=ctx.run_id,
+                        audience_id=run.audience_id,
+                        full=full,
+                        parked_before=utcnow() - ctx.config.settings.sync.retry_skipped_after,
+                        reconcile=self.reconcile,
+                    )
             except SourceError as exc:
                 fail_audience(ctx, run, str(exc))
                 return
-            checkpoint("staged")
-            counts = plan_snapshot(
-                ctx.engine,
-                snapshot,
-                run_id=ctx.run_id,
-                audience_id=run.audience_id,
-                full=full,
-                parked_before=utcnow() - ctx.config.settings.sync.retry_skipped_after,
-                reconcile=self.reconcile,
-            )
+            except duckdb.Error as exc:
+                fail_audience(ctx, run, str(planning_error(exc, settings)))
+                return
             with ctx.engine.begin() as conn:
                 plan = PlanCounts(
                     snapshot=counts.snapshot,

@@ -27,6 +27,7 @@ import pyarrow as pa
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 
+from audience_sync.errors import PlanningError
 from audience_sync.plan.state_io import load_query
 from audience_sync.state.statuses import ChangeAction
 from audience_sync.state.tables import TS
@@ -69,6 +70,23 @@ class Counts:
     @property
     def unchanged(self) -> int:
         return self.snapshot - self.planned_on - self.parked_on
+
+
+def planning_error(exc: duckdb.Error, settings: EngineSettings) -> PlanningError:
+    """What a DuckDB failure tells the user. DuckDB's own text can quote data (a value that
+    did not convert), so only out-of-memory and I/O failures are described, by kind."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return PlanningError(
+            f"planning ran out of memory within [planner] memory_limit = "
+            f"{settings.memory_limit!r}; raise it, or set [planner] temp_directory to a disk "
+            "with room to spill"
+        )
+    if isinstance(exc, duckdb.IOException):
+        return PlanningError(
+            "planning could not write its spill files; check the free space of "
+            "[planner] temp_directory"
+        )
+    return PlanningError(f"planning failed in DuckDB ({type(exc).__name__})")
 
 
 class SnapshotPlan:

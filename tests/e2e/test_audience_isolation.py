@@ -277,3 +277,28 @@ def test_a_refusal_about_one_contact_fails_only_its_audience(harness: Harness) -
 
     assert h.run().status == "succeeded"
     assert_fully_on(h, "alpha", "beta", "gamma")
+
+
+def test_a_planner_out_of_memory_fails_the_audiences_with_one_clear_reason(
+    harness: Harness,
+) -> None:
+    """DuckDB refusing to plan within ``[planner] memory_limit`` is an audience's failure with
+    a reason that says what to change, never a traceback or a run that stops mid-way."""
+    h = harness
+    three_audiences(h)
+    h.extra_toml = '[planner]\nmemory_limit = "1MB"'
+    result = run_cli(h, "run")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    reason = "planning ran out of memory within [planner] memory_limit = '1MB'"
+    for key in KEYS:
+        line = next(x for x in result.stdout.splitlines() if x.strip().startswith(f"{key}:"))
+        assert "turned on 0" in line, line
+        assert not confirmed_by_audience(h, key)
+    assert reason in result.stdout
+    history = run_cli(h, "history")
+    assert "0 of 3 audiences synced" in history.stdout.splitlines()[1]
+
+    h.extra_toml = ""
+    assert run_cli(h, "run").returncode == 0
+    assert_fully_on(h, *KEYS)
