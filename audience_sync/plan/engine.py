@@ -51,6 +51,9 @@ class EngineSettings:
     memory_limit: str = "1GB"
     temp_directory: Path | None = None
     threads: int | None = None
+    # Deduplicating more rows than this at once can exhaust DuckDB's memory limit even with
+    # spilling (100M members in 1GB did); larger snapshots are deduplicated by hash partition.
+    dedupe_partition_rows: int = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class SnapshotPlan:
             settings.temp_directory.mkdir(parents=True, exist_ok=True)
             config["temp_directory"] = str(settings.temp_directory)
         self.duck = duckdb.connect(":memory:", config=config)
+        self._settings = settings
         self.duck.execute("CREATE TABLE raw (email VARCHAR)")
         self._computed = False
 
@@ -189,7 +193,7 @@ class SnapshotPlan:
 
     def compute(self, *, full: bool) -> Counts:
         d = self.duck
-        d.execute("CREATE TABLE s AS SELECT DISTINCT email FROM raw")
+        self._deduplicate()
         d.execute("DROP TABLE raw")
         d.execute(
             "CREATE TABLE unpark AS SELECT p.email, p.action FROM parked p WHERE "
@@ -247,6 +251,20 @@ class SnapshotPlan:
             delta_on=int(deltas.get(ON, 0)),
             delta_off=int(deltas.get(OFF, 0)),
         )
+
+    def _deduplicate(self) -> None:
+        """``s``: the distinct emails of ``raw``, one hash partition at a time when large."""
+        rows = int(self._one("SELECT count(*) FROM raw")[0])
+        parts = -(-rows // self._settings.dedupe_partition_rows)
+        if parts <= 1:
+            self.duck.execute("CREATE TABLE s AS SELECT DISTINCT email FROM raw")
+            return
+        self.duck.execute("CREATE TABLE s (email VARCHAR)")
+        for part in range(parts):
+            self.duck.execute(
+                "INSERT INTO s SELECT DISTINCT email FROM raw WHERE hash(email) % $parts = $part",
+                {"parts": parts, "part": part},
+            )
 
     def _one(self, sql: str) -> tuple[Any, ...]:
         rows = self.duck.execute(sql).fetchall()

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
 
+from audience_sync.plan.engine import EngineSettings, SnapshotPlan
 from audience_sync.plan.writer import plan_emails
 from audience_sync.state import ledger
 from audience_sync.state.db import utcnow
@@ -39,6 +41,7 @@ class State:
     snapshot: list[str]  # as read: repeats across batches are allowed
     full: bool
     reconcile: bool
+    dedupe_partition_rows: int  # small values deduplicate the snapshot by hash partition
 
 
 states = st.builds(
@@ -50,6 +53,7 @@ states = st.builds(
     snapshot=st.lists(email, max_size=20),
     full=st.booleans(),
     reconcile=st.booleans(),
+    dedupe_partition_rows=st.sampled_from([10_000_000, 1, 3]),
 )
 
 
@@ -145,6 +149,7 @@ def test_duckdb_plan_equals_the_reference(engine: Engine, state: State) -> None:
         full=state.full,
         parked_before=now - timedelta(hours=24),
         reconcile=state.reconcile,
+        settings=EngineSettings(dedupe_partition_rows=state.dedupe_partition_rows),
     )
     expected = reference(state)
     with engine.connect() as conn:
@@ -169,3 +174,22 @@ def test_duckdb_plan_equals_the_reference(engine: Engine, state: State) -> None:
     assert counts.snapshot == expected["snapshot"]
     assert (counts.parked_on, counts.parked_off) == (expected["parked_on"], expected["parked_off"])
     assert counts.planned_on + counts.planned_off + counts.reconcile_off == len(planned)
+
+
+def test_partitioned_deduplication_keeps_the_snapshot_and_its_fingerprint() -> None:
+    emails = [f"m{i % 37}@example.com" for i in range(200)]
+
+    def distinct_and_fingerprint(partition_rows: int) -> tuple[list[str], str]:
+        with SnapshotPlan(EngineSettings(dedupe_partition_rows=partition_rows)) as snapshot:
+            snapshot.add(pa.array(emails, type=pa.string()))
+            for table in ("confirmed_on", "desired_on", "listrak_on"):
+                snapshot.duck.execute(f"CREATE TABLE {table} (email VARCHAR)")
+            snapshot.duck.execute("CREATE TABLE parked (email VARCHAR, action VARCHAR, recent INT)")
+            counts = snapshot.compute(full=False)
+            on = sorted(e for b in snapshot.changes() for e in b.column("email").to_pylist())
+            return on, counts.fingerprint
+
+    whole = distinct_and_fingerprint(10_000_000)
+    assert len(whole[0]) == 37
+    assert distinct_and_fingerprint(7) == whole
+    assert distinct_and_fingerprint(1) == whole
