@@ -319,7 +319,7 @@ def print_report(result: Result) -> None:
     ratio = plan.wall / result.duckdb_seconds
     print(
         f"\nplan / DuckDB = {plan.wall:.1f}s / {result.duckdb_seconds:.1f}s = {ratio:.1f}x"
-        f"  (target <= 2x: {verdict(ratio <= 2)})"
+        f"  (target <= 1.5x: {verdict(ratio <= 1.5)})"
     )
     print(
         f"plan peak RSS = {plan.peak_rss_mb:,.0f} MiB  (target < 2 GB: "
@@ -335,7 +335,16 @@ def print_report(result: Result) -> None:
     rerun_ratio = rerun.wall / first.wall
     print(
         f"unchanged rerun / first run = {rerun.wall:.1f}s / {first.wall:.1f}s = "
-        f"{rerun_ratio:.2f}  (target <= 0.2: {verdict(rerun_ratio <= 0.2)})"
+        f"{rerun_ratio:.2f}  (target <= 0.1: {verdict(rerun_ratio <= 0.1)})"
+    )
+    # The job's own time: all but waiting for the sandbox to apply the imports (its parsing of
+    # the POSTed files is inside *submit* and cannot be told apart from outside, so this errs
+    # on the job's side).
+    own = first.wall - first.stages.get("await", 0.0)
+    print(
+        f"first run, the job's own time = {first.wall:.1f}s - await "
+        f"{first.stages.get('await', 0.0):.1f}s = {own:.1f}s  (target <= 180s: "
+        f"{verdict(own <= 180)})"
     )
     print(
         f"sandbox (separate process): seeded in {result.sandbox_seed_seconds:.1f}s, "
