@@ -152,3 +152,16 @@ def test_admin_fields_take_max_length_and_choices(
         LIST_ID, ids["segmentationFieldGroupId"], ids["segmentationFieldId"]
     )
     assert (field.max_length, field.choices) == (10, ("gold", "silver"))
+
+
+def test_an_overwrite_import_with_a_blank_cell_clears_a_typed_value(
+    sandbox: SandboxServer, api: httpx.Client
+) -> None:
+    _typed(sandbox)
+    assert _import(api, LTV, ["412.5", "3"]) == ["Updated", "Updated"]
+    text = f"email,value\n{EMAILS[0]},\n"
+    body = import_body(text, segmentationImportType="Overwrite")
+    body["fileMappings"][1]["segmentationFieldId"] = LTV
+    import_id = api.post(IMPORTS, json=body).json()["resourceId"]
+    wait_completed(api, import_id)
+    assert _read_back(api, LTV) == {EMAILS[1]: "3"}

@@ -168,3 +168,30 @@ def test_a_trait_and_an_audience_on_one_field_exit_2(tmp_path: Path, command: st
         "  traits: audience 'vip' and trait 'lifetime_value' both write list 100 profile "
         "field 200; give each its own field"
     ) in result.stderr.splitlines()
+
+
+def test_the_field_spec_of_a_trait_comes_from_setup_and_config(tmp_path: Path) -> None:
+    from audience_sync.setup_fields import FieldSetup, trait_field_spec
+    from audience_sync.traits.values import FieldSpec
+
+    extra = """
+[[traits]]
+key = "tier"
+list_id = 100
+profile_field_id = 302
+data_type = "RadioButton"
+choices = ["gold", "silver"]
+source = { kind = "csv", path = "tier.csv", value_column = "tier" }
+"""
+    path = write(tmp_path, extra)
+    path.write_text(
+        path.read_text().replace("[listrak]\n", '[listrak]\ndate_format = "%m/%d/%Y"\n')
+    )
+    config = load_config(path)
+    tier = config.trait("tier")
+    found = FieldSetup("tier", 100, 302, "verified", kind="trait", data_type="RadioButton")
+    assert trait_field_spec(config, tier, found) == FieldSpec(
+        "RadioButton", 0, ("gold", "silver"), "%m/%d/%Y"
+    )
+    with pytest.raises(ConfigError, match="type of its profile field is not known"):
+        trait_field_spec(config, tier, FieldSetup("tier", 100, 302, "failed", "gone"))
