@@ -17,8 +17,11 @@ where a row has none) and ``value`` (null where a member has no value):
   as JSON text. The email is the winning message's, else that of the profile's latest message
   carrying one (the places of :func:`~audience_sync.sources.segment_rules.message_email`).
   Profiles are sorted in a temporary SQLite file, as the audience reader does.
-- SQL: not yet (``audience_sync/sources/sql.py`` is being reworked); :func:`build_trait_source`
-  refuses it with a :class:`SourceError`.
+- SQL (``value_column``, default ``value``): the query's email and value columns, streamed
+  through SQLAlchemy with the helpers of :mod:`audience_sync.sources.sql` (``${VAR}`` URLs,
+  masked credentials); ``:trait_key`` (and ``:audience_key``, the same key) and ``params`` are
+  bound. ``value`` keeps the driver's type (numbers, dates, text); a column mixing types becomes
+  text.
 
 A member appearing twice in a file source keeps every row: deduplication after normalising
 emails belongs to the planner. Errors are :class:`SourceError` naming the trait.
@@ -36,7 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from audience_sync.errors import SourceError
@@ -51,7 +54,7 @@ from audience_sync.sources.specs import (
     SegmentEventsTraitSourceSpec,
     SqlTraitSourceSpec,
 )
-from audience_sync.sources.sql import error_line
+from audience_sync.sources.sql import describe_url, error_line, open_stream, warehouse_connection
 
 EMAIL = "email"
 VALUE = "value"
@@ -82,9 +85,7 @@ def build_trait_source(spec: TraitSourceSpec, *, base_dir: Path, trait_key: str)
         return ParquetTraitSource(spec, base_dir=base_dir, audience_key=trait_key)
     if isinstance(spec, SegmentEventsTraitSourceSpec):
         return SegmentEventsTraitSource(spec, base_dir=base_dir, audience_key=trait_key)
-    raise SourceError(
-        f"trait {trait_key!r}: reading traits from kind = {spec.kind!r} is not built yet"
-    )
+    return SqlTraitSource(spec, base_dir=base_dir, audience_key=trait_key)
 
 
 def _record_batch(emails: pa.Array, values: pa.Array) -> pa.RecordBatch:
@@ -234,6 +235,57 @@ class ParquetTraitSource(_TraitSourceBase[ParquetTraitSourceSpec]):
                     yield _record_batch(
                         _decoded(batch.column(email)), _decoded(batch.column(value))
                     )
+
+
+def _values_array(values: list[Any]) -> pa.Array:
+    """The values with the type Arrow infers; a mix of types (or none it knows) as text."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+class SqlTraitSource(_TraitSourceBase[SqlTraitSourceSpec]):
+    """Runs the trait's query and yields its email and value columns, ``chunk_size`` rows at a
+    time. ``notes``: ``rows``."""
+
+    def describe(self) -> str:
+        return f"sql:{describe_url(self._spec.url)}"
+
+    def _read_values(self, chunk_size: int) -> Iterator[pa.RecordBatch]:
+        statement = text(self._spec.query)
+        wanted = set(statement.compile().params)
+        bound: dict[str, Any] = {
+            "audience_key": self._audience_key,
+            "trait_key": self._audience_key,
+            **self._spec.params,
+        }
+        statement = statement.bindparams(**{k: v for k, v in bound.items() if k in wanted})
+        self._notes["rows"] = 0
+        with (
+            warehouse_connection(
+                self._spec.url,
+                base_dir=self._base_dir,
+                audience_key=self._audience_key,
+                environ=self._environ,
+            ) as (connection, _),
+            open_stream(connection, statement, chunk_size) as result,
+        ):
+            keys = list(result.keys())
+            email, value = self._spec.email_column, self._spec.value_column
+            absent = [c for c in (email, value) if c not in keys]
+            if absent:
+                raise SourceError(
+                    f"trait {self._audience_key!r}: the query returns no column {absent[0]!r} "
+                    f"(columns: {', '.join(keys) or 'none'})"
+                )
+            email_at, value_at = keys.index(email), keys.index(value)
+            for rows in result.partitions(chunk_size):
+                self._notes["rows"] += len(rows)
+                emails = [None if r[email_at] is None else str(r[email_at]) for r in rows]
+                yield _record_batch(
+                    pa.array(emails, type=pa.string()), _values_array([r[value_at] for r in rows])
+                )
 
 
 _TABLE = "trait_events"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sqlite3
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,60 @@ def test_a_bad_archive_line_names_the_trait(tmp_path: Path) -> None:
         rows(build_trait_source(spec, base_dir=tmp_path, trait_key=KEY))
 
 
-def test_sql_traits_are_refused_until_built(tmp_path: Path) -> None:
-    spec = SqlTraitSourceSpec(kind="sql", url="sqlite:///x.db", query="select 1")
-    with pytest.raises(SourceError, match="kind = 'sql' is not built yet"):
-        build_trait_source(spec, base_dir=tmp_path, trait_key=KEY)
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    path = tmp_path / "dw.db"
+    with sqlite3.connect(path) as db:
+        db.execute("create table t (email text, ltv numeric, since text, k text)")
+        db.executemany(
+            "insert into t values (?, ?, ?, ?)",
+            [
+                ("ann@example.com", 412.5, "2026-11-02", KEY),
+                ("bob@example.com", None, None, KEY),
+                ("cy@example.com", 3, "2026-01-01", "other"),
+            ],
+        )
+    return path
+
+
+def test_sql_traits_bind_the_trait_key_and_keep_value_types(
+    tmp_path: Path, warehouse: Path
+) -> None:
+    spec = SqlTraitSourceSpec(
+        kind="sql",
+        url="sqlite:///dw.db",
+        query="select email, ltv as value from t where k = :trait_key and :floor <= 1",
+        params={"floor": 0},
+    )
+    source = build_trait_source(spec, base_dir=tmp_path, trait_key=KEY)
+    assert rows(source, chunk_size=1) == [("ann@example.com", 412.5), ("bob@example.com", None)]
+    assert source.notes == {"rows": 2}
+    assert source.describe() == "sql:sqlite:///dw.db"
+
+
+def test_sql_traits_mixing_types_become_text(tmp_path: Path, warehouse: Path) -> None:
+    query = "select email, case when ltv > 100 then ltv else since end as v from t"
+    spec = SqlTraitSourceSpec(kind="sql", url="sqlite:///dw.db", query=query, value_column="v")
+    got = rows(build_trait_source(spec, base_dir=tmp_path, trait_key=KEY))
+    assert got == [
+        ("ann@example.com", "412.5"),
+        ("bob@example.com", None),
+        ("cy@example.com", "2026-01-01"),
+    ]
+
+
+def test_a_query_without_the_value_column_names_the_trait(tmp_path: Path, warehouse: Path) -> None:
+    spec = SqlTraitSourceSpec(kind="sql", url="sqlite:///dw.db", query="select email from t")
+    with pytest.raises(SourceError) as caught:
+        rows(build_trait_source(spec, base_dir=tmp_path, trait_key=KEY))
+    assert str(caught.value) == (
+        "trait 'lifetime_value': the query returns no column 'value' (columns: email)"
+    )
+
+
+def test_a_failing_query_names_the_trait(tmp_path: Path) -> None:
+    spec = SqlTraitSourceSpec(
+        kind="sql", url="sqlite:///dw.db", query="select email, value from missing"
+    )
+    with pytest.raises(SourceError, match=r"^trait 'lifetime_value': query against sqlite"):
+        rows(build_trait_source(spec, base_dir=tmp_path, trait_key=KEY))
