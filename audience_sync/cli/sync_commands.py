@@ -112,7 +112,8 @@ def plan(state: CliState, full: bool) -> None:
 @click.option("--write", is_flag=True, help="Store the field ids in the config file.")
 @pass_state
 def setup(state: CliState, write: bool) -> None:
-    """Create (or verify) each audience's CheckBox profile field in Listrak."""
+    """Create (or verify) each audience's CheckBox profile field in Listrak, and each trait's
+    typed field (Text, Numeric or Date created; RadioButton verified)."""
     from audience_sync.setup_fields import setup_fields, write_field_ids
 
     config = state.config
@@ -123,7 +124,8 @@ def setup(state: CliState, write: bool) -> None:
         if result.problem:
             click.echo(f"{result.audience}: FAILED: {one_line(result.problem)}", err=True)
         else:
-            click.echo(f"{result.audience}: {result.action} ({where})")
+            kind = f", {result.data_type}" if result.kind == "trait" else ""
+            click.echo(f"{result.audience}: {result.action} ({where}{kind})")
     if write:
         written = write_field_ids(config.path, results)
         click.echo(f"wrote {written} profile_field_id value(s) to {config.path}")
