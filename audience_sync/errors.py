@@ -37,6 +37,14 @@ class ConfigError(AudienceSyncError):
     exit_code = 2
 
 
+class TraitsNotSyncedError(ConfigError):
+    """``[[traits]]`` is configured, but this version does not sync computed traits yet.
+
+    Refused loudly (exit 2) rather than ignored: a run that skipped the traits would look
+    complete while their Listrak fields went stale.
+    """
+
+
 class StopRunError(AudienceSyncError):
     """Ends the whole run: no audience sends anything more (open imports stay open)."""
 
