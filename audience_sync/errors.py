@@ -38,10 +38,11 @@ class ConfigError(AudienceSyncError):
 
 
 class TraitsNotSyncedError(ConfigError):
-    """``[[traits]]`` is configured, but this version does not sync computed traits yet.
+    """``[[traits]]`` is configured for a command that does not handle computed traits yet
+    (``verify``, ``run --reconcile``).
 
-    Refused loudly (exit 2) rather than ignored: a run that skipped the traits would look
-    complete while their Listrak fields went stale.
+    Refused loudly (exit 2) rather than ignored: a command that skipped the traits would look
+    complete while their Listrak fields went unchecked.
     """
 
 

@@ -72,6 +72,12 @@ def trait_field_spec(config: AppConfig, trait: TraitSettings, result: FieldSetup
     )
 
 
+def read_trait_field(config: AppConfig, client: ListrakClient, trait: TraitSettings) -> FieldSetup:
+    """Read and check the field of a trait that has its ``profile_field_id`` (never creates)."""
+    assert trait.profile_field_id is not None, "planning fails a trait without a field id"
+    return _setup_trait(config, client, trait)
+
+
 def _setup_trait(config: AppConfig, client: ListrakClient, trait: TraitSettings) -> FieldSetup:
     def failed(problem: str) -> FieldSetup:
         return FieldSetup(

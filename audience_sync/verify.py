@@ -7,11 +7,13 @@ Both read Listrak back under the run lock, so no sync can change either side mea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 
 from audience_sync import alerts
-from audience_sync.config import AudienceSettings
+from audience_sync.config import AppConfig, AudienceSettings, TraitSettings
+from audience_sync.errors import TraitsNotSyncedError
 from audience_sync.guards import check_guards
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.pipeline import AudienceRun, RunOutcome, SyncJob
@@ -23,6 +25,18 @@ from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
 from audience_sync.state.statuses import ChangeAction, RunTrigger
 from audience_sync.state.tables import audiences, run_changes
+
+
+def refuse_unverified_traits(config: AppConfig) -> None:
+    """``verify`` compares CheckBox values only: a config with ``[[traits]]`` exits 2 rather
+    than report a clean verify that never looked at the trait fields."""
+    keys = [trait.key for trait in config.settings.traits]
+    if keys:
+        raise TraitsNotSyncedError(
+            f"{config.path} configures [[traits]] ({', '.join(keys)}), but `verify` does not "
+            "compare computed trait values yet: verify and verify --repair refuse rather than "
+            "leave them out; `run` and `plan` sync traits"
+        )
 
 
 @dataclass
@@ -85,6 +99,10 @@ class VerifyJob(SyncJob):
 
     checks: list[AudienceCheck]
 
+    def __init__(self, config: AppConfig, **kwargs: Any) -> None:
+        refuse_unverified_traits(config)
+        super().__init__(config, **kwargs)
+
     def verify(self) -> VerifyReport:
         """Read Listrak back and measure drift per audience; sends nothing."""
         ensure_current(self.engine)
@@ -119,7 +137,8 @@ class RepairPlanner:
     def before_planning(self, ctx: RunContext) -> None:
         self.checks = self._job._read_and_measure(ctx.client)
 
-    def register(self, ctx: RunContext, audience: AudienceSettings) -> AudienceRun:
+    def register(self, ctx: RunContext, audience: AudienceSettings | TraitSettings) -> AudienceRun:
+        assert isinstance(audience, AudienceSettings), "VerifyJob refuses traits"
         audience_id = 0
         if audience.profile_field_id is not None:
             with ctx.engine.begin() as conn:
@@ -164,6 +183,7 @@ class RepairPlanner:
                 parked_off=0,
             )
             run.plan = plan
+            assert isinstance(run.settings, AudienceSettings), "VerifyJob refuses traits"
             run.verdict = check_guards(
                 plan, ctx.config.guards_for(run.settings), on_in_listrak=found.on_in_listrak
             )

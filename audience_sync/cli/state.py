@@ -12,7 +12,6 @@ from sqlalchemy.engine import Engine
 from audience_sync.config import AppConfig, load_config, load_credentials
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.pipeline import SyncJob
-from audience_sync.pipeline.job import refuse_unsynced_traits
 from audience_sync.report import format_run, summarize_run
 from audience_sync.state.db import existing_engine, make_engine
 
@@ -31,7 +30,6 @@ class CliState:
         return self._config
 
     def job(self, *, talks_to_listrak: bool = True) -> SyncJob:
-        self.refuse_unsynced_traits()
         return SyncJob(
             self.config,
             engine=self.state_engine(),
@@ -39,9 +37,11 @@ class CliState:
             show_progress=self.show_progress,
         )
 
-    def refuse_unsynced_traits(self) -> None:
+    def refuse_unverified_traits(self) -> None:
         """Before any state database is created or credentials are read."""
-        refuse_unsynced_traits(self.config)
+        from audience_sync.verify import refuse_unverified_traits
+
+        refuse_unverified_traits(self.config)
 
     def client_factory(self, *, talks_to_listrak: bool = True) -> Callable[[], ListrakClient]:
         """Credentials are checked up front, before any work, when the command needs them."""

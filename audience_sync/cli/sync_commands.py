@@ -10,7 +10,7 @@ from click.core import ParameterSource
 
 from audience_sync.cli.state import CliState, pass_state, print_run
 from audience_sync.config import load_credentials
-from audience_sync.errors import CommandFailedError
+from audience_sync.errors import CommandFailedError, TraitsNotSyncedError
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.redaction import one_line
 from audience_sync.report import (
@@ -59,7 +59,13 @@ def db_current(state: CliState) -> None:
 )
 @pass_state
 def run(state: CliState, full: bool, force: bool, reconcile: bool) -> None:
-    """Sync every audience: read, diff, submit the changes, confirm what Listrak accepted."""
+    """Sync every audience and computed trait: read, diff, submit the changes, confirm what
+    Listrak accepted."""
+    if reconcile and state.config.settings.traits:
+        raise TraitsNotSyncedError(
+            f"{state.config.path} configures [[traits]]: --reconcile reads back CheckBox "
+            "values only and does not reconcile computed traits yet; run without --reconcile"
+        )
     job = state.job()
     try:
         outcome = job.run(

@@ -19,13 +19,12 @@ from sqlalchemy.engine import Engine
 
 from audience_sync import alerts
 from audience_sync.checkpoints import checkpoint
-from audience_sync.config import AppConfig
+from audience_sync.config import AppConfig, AudienceSettings, TraitSettings
 from audience_sync.errors import (
     AudienceSyncError,
     GuardError,
     ListrakError,
     StopRunError,
-    TraitsNotSyncedError,
 )
 from audience_sync.pipeline import submitting
 from audience_sync.pipeline.context import AudienceRun, ClientFactory, RunContext
@@ -40,19 +39,6 @@ from audience_sync.state.migrate import ensure_current
 from audience_sync.state.statuses import AudienceStatus, RunStatus, RunTrigger
 
 logger = logging.getLogger("audience_sync.pipeline")
-
-
-def refuse_unsynced_traits(config: AppConfig) -> None:
-    """Computed traits (``[[traits]]``) are configured but not synced yet: exit 2, never
-    a run that silently leaves them out. ``setup`` handles them already."""
-    keys = [trait.key for trait in config.settings.traits]
-    if keys:
-        raise TraitsNotSyncedError(
-            f"{config.path} configures [[traits]] ({', '.join(keys)}), but computed traits "
-            "are not synced yet: run, plan, verify and schedule refuse rather than leave them "
-            "out; remove the [[traits]] entries to sync the audiences (`setup` already "
-            "creates and checks trait fields)"
-        )
 
 
 @dataclass
@@ -75,7 +61,6 @@ class SyncJob:
         show_progress: bool = False,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        refuse_unsynced_traits(config)
         self.config = config
         self.engine = engine or make_engine(config.state_url)
         self._client_factory = client_factory
@@ -157,7 +142,9 @@ class _Run:
     def execute(self, *, full: bool, force: bool, dry_run: bool) -> RunOutcome:
         ctx = self.ctx
         try:
-            audiences = [self.planner.register(ctx, a) for a in ctx.config.settings.audiences]
+            settings = ctx.config.settings
+            units: list[AudienceSettings | TraitSettings] = [*settings.audiences, *settings.traits]
+            audiences = [self.planner.register(ctx, unit) for unit in units]
             self.outcome.audiences = audiences
             poller = ImportPoller(ctx)
             if not dry_run:
