@@ -98,6 +98,7 @@ def plan(state: CliState, full: bool) -> None:
             planned_off=a.plan.planned_off if a.plan else 0,
             guard_reason=a.verdict.reason if a.verdict and not a.verdict.ok else None,
             error=a.error or (None if a.plan else "not planned"),
+            trait=a.is_trait,
         )
         for a in outcome.audiences
     ]

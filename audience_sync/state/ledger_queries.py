@@ -86,6 +86,7 @@ def run_audiences_of(run_id: int) -> Select[Any]:
             run_audiences.c.unchanged_count.label("unchanged"),
             run_audiences.c.parked_count.label("parked"),
             run_audiences.c.error,
+            audiences.c.kind,
         )
         .join(audiences, audiences.c.id == run_audiences.c.audience_id)
         .where(run_audiences.c.run_id == run_id)
