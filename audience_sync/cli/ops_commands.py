@@ -62,7 +62,6 @@ def verify(state: CliState, repair: bool, force: bool) -> None:
     when an audience could not be compared (no profile_field_id, no sync yet): only exit 0
     means every audience was compared and matched.
     """
-    state.refuse_unverified_traits()
     job = VerifyJob(
         state.config,
         engine=state.state_engine(),

@@ -37,12 +37,6 @@ class CliState:
             show_progress=self.show_progress,
         )
 
-    def refuse_unverified_traits(self) -> None:
-        """Before any state database is created or credentials are read."""
-        from audience_sync.verify import refuse_unverified_traits
-
-        refuse_unverified_traits(self.config)
-
     def client_factory(self, *, talks_to_listrak: bool = True) -> Callable[[], ListrakClient]:
         """Credentials are checked up front, before any work, when the command needs them."""
         config = self.config

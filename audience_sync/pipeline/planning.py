@@ -15,6 +15,7 @@ from audience_sync.checkpoints import checkpoint
 from audience_sync.config import AppConfig, AudienceSettings, TraitSettings
 from audience_sync.errors import AudienceSyncError, ListrakError, SourceError
 from audience_sync.guards import check_guards, check_trait_guards
+from audience_sync.listrak.client import ListrakClient
 from audience_sync.pipeline.context import AudienceRun, RunContext
 from audience_sync.pipeline.outcomes import fail_audience
 from audience_sync.readback import field_targets, read_back
@@ -268,7 +269,17 @@ def trait_spec(ctx: RunContext, trait: TraitSettings) -> FieldSpec:
     """How the trait's values are validated: from the configured ``data_type`` (and
     ``max_length``) when set, so ``plan`` works offline; otherwise from its field in Listrak.
     Values are capped at what the state database holds (255 characters)."""
-    return _capped(_configured_spec(ctx.config, trait) or _listrak_spec(ctx, trait))
+    configured = _configured_spec(ctx.config, trait)
+    if configured is not None:
+        return _capped(configured)
+    return configured_or_listrak_spec(ctx.config, ctx.client, trait)
+
+
+def configured_or_listrak_spec(
+    config: AppConfig, client: ListrakClient, trait: TraitSettings
+) -> FieldSpec:
+    """:func:`trait_spec` with an explicit client (``verify``)."""
+    return _capped(_configured_spec(config, trait) or _listrak_spec(config, client, trait))
 
 
 def _configured_spec(config: AppConfig, trait: TraitSettings) -> FieldSpec | None:
@@ -282,14 +293,14 @@ def _configured_spec(config: AppConfig, trait: TraitSettings) -> FieldSpec | Non
     )
 
 
-def _listrak_spec(ctx: RunContext, trait: TraitSettings) -> FieldSpec:
+def _listrak_spec(config: AppConfig, client: ListrakClient, trait: TraitSettings) -> FieldSpec:
     from audience_sync.setup_fields import read_trait_field, trait_field_spec
 
-    found = read_trait_field(ctx.config, ctx.client, trait)
+    found = read_trait_field(config, client, trait)
     if found.problem:
         raise SourceError(f"trait {trait.key!r}: {found.problem}")
     try:
-        return trait_field_spec(ctx.config, trait, found)
+        return trait_field_spec(config, trait, found)
     except AudienceSyncError as exc:
         raise SourceError(str(exc)) from None
 

@@ -63,6 +63,11 @@ def open_imports_of(conn: Connection, audience_id: int, *, before_run: int) -> l
     return [int(r) for r in rows.scalars()]
 
 
+def audience_id(conn: Connection, key: str) -> int | None:
+    value = conn.execute(select(audiences.c.id).where(audiences.c.key == key)).scalar()
+    return int(value) if value is not None else None
+
+
 def upsert_audience(
     conn: Connection,
     *,

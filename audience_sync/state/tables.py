@@ -234,7 +234,7 @@ listrak_values = Table(
     metadata,
     Column("audience_id", Integer, nullable=False),
     Column("email", String(EMAIL_LENGTH), nullable=False),
-    Column("value", String(50), nullable=False),
+    Column("value", String(VALUE_LENGTH), nullable=False),
     Index("ix_listrak_values_audience_email", "audience_id", "email"),
 )
 

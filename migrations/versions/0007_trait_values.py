@@ -4,7 +4,9 @@ A computed trait is a unit of work like an audience: its own ``audiences`` row (
 'trait'``), its confirmed values in ``memberships.value`` (general text since 0006), its
 changes in ``run_changes`` with action ``set`` (``value`` holds the formatted value to send)
 or ``clear`` (blank the field). ``parked_contacts.action`` takes the same actions. Audience
-rows and changes are unchanged (``kind = 'audience'``, ``value`` NULL).
+rows and changes are unchanged (``kind = 'audience'``, ``value`` NULL). ``listrak_values``
+(the read-back staging table, replaced by every read) holds values up to 255 characters, as
+``memberships.value`` does, so ``verify`` can compare trait values.
 
 The allowed actions are frozen here as they were when this revision was written (see 0004).
 
@@ -53,10 +55,21 @@ def upgrade() -> None:
             if table == "run_changes":
                 batch_op.add_column(sa.Column("value", sa.String(length=255), nullable=True))
 
+    with op.batch_alter_table("listrak_values", schema=None) as batch_op:
+        batch_op.alter_column(
+            "value", existing_type=sa.String(length=50), type_=sa.String(length=255)
+        )
+
 
 def downgrade() -> None:
-    # Trait changes and parked trait skips cannot be expressed before this revision.
+    # Trait changes and parked trait skips cannot be expressed before this revision; the
+    # read-back is staging only (the next read replaces it).
     conn = op.get_bind()
+    conn.execute(sa.text("DELETE FROM listrak_values"))
+    with op.batch_alter_table("listrak_values", schema=None) as batch_op:
+        batch_op.alter_column(
+            "value", existing_type=sa.String(length=255), type_=sa.String(length=50)
+        )
     for table in ("run_changes", "parked_contacts"):
         conn.execute(sa.text(f"DELETE FROM {table} WHERE action IN ('set', 'clear')"))
     for table in ("run_changes", "parked_contacts"):
