@@ -21,7 +21,6 @@ from audience_sync.pipeline.outcomes import fail_audience
 from audience_sync.readback import field_targets, read_back
 from audience_sync.sources import build_source
 from audience_sync.sources.base import MemberSource
-from audience_sync.sources.trait_sources import TraitSource, build_trait_source
 from audience_sync.state import drift, ledger
 from audience_sync.state.db import utcnow
 from audience_sync.state.diff import PlanCounts
@@ -32,6 +31,7 @@ from audience_sync.traits.values import FieldSpec
 if TYPE_CHECKING:
     from audience_sync.plan.engine import EngineSettings, SnapshotPlan
     from audience_sync.plan.traits import TraitSnapshot
+    from audience_sync.sources.trait_sources import TraitSource
 
 logger = logging.getLogger("audience_sync.pipeline")
 
@@ -87,6 +87,9 @@ class SourcePlanner:
         return AudienceRun(settings=audience, audience_id=audience_id)
 
     def _register_trait(self, ctx: RunContext, trait: TraitSettings) -> AudienceRun:
+        # Imported here: trait sources load pandas and pyarrow, which `--help` never needs.
+        from audience_sync.sources.trait_sources import build_trait_source
+
         try:
             source: TraitSource | SourceError = build_trait_source(
                 trait.source, base_dir=ctx.config.base_dir, trait_key=trait.key
