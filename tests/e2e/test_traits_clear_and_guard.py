@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from audience_sync import analysis
 from audience_sync.errors import GuardError
 from audience_sync.state.statuses import RunStatus
 from tests.e2e.test_cli_run import CREDENTIALS, cli
@@ -37,6 +38,19 @@ def test_clear_missing_blanks_the_field_of_a_contact_who_left(harness: Harness) 
     assert _trait_changes(harness, second.run_id) == {"d@x.com": ("clear", "confirmed", None)}
     assert _values(harness) == {"a@x.com": "1", "b@x.com": "2", "c@x.com": "3"}
     assert _confirmed(harness) == {"a@x.com": "1", "b@x.com": "2", "c@x.com": "3"}
+
+    # the analysis API rebuilds the values from the ledger, after each run
+    with analysis.open(harness.state_url) as ledger:
+        assert ledger.traits() == ["trait"]
+        assert "trait" not in ledger.audiences()
+        now = ledger.trait_values("trait")
+        assert dict(zip(now["email"], now["value"], strict=True)) == {
+            "a@x.com": "1",
+            "b@x.com": "2",
+            "c@x.com": "3",
+        }
+        before = ledger.trait_values("trait", as_of_run=second.run_id - 1)
+        assert set(before["email"]) == {"a@x.com", "b@x.com", "c@x.com", "d@x.com"}
 
     # cleared and confirmed: a rerun sends nothing more
     imports = harness.import_count()
