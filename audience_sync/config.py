@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -29,8 +30,9 @@ from sqlalchemy.engine import make_url
 from audience_sync import config_errors
 from audience_sync.durations import parse_duration
 from audience_sync.errors import ConfigError
-from audience_sync.sources.specs import SourceSpec
+from audience_sync.sources.specs import SourceSpec, TraitSourceSpec
 from audience_sync.state.lock import DEFAULT_LEASE_SECONDS
+from audience_sync.traits.values import DEFAULT_DATE_FORMAT, parse_date
 from audience_sync.urls import check_http_url, check_state_url
 
 DEFAULT_CONFIG_NAME = "audience-sync.toml"
@@ -70,6 +72,8 @@ class ListrakSettings(_Section):
     auth_url: str = "https://auth.listrak.com/OAuth2/Token"
     submit_via: Literal["list_import", "segmentation_field_api"] = "list_import"
     field_group_name: str = Field(default="Engage Audiences", min_length=1)
+    trait_field_group_name: str = Field(default="Engage Traits", min_length=1)
+    date_format: str = Field(default=DEFAULT_DATE_FORMAT, min_length=2)
     timeout_seconds: float = Field(default=120.0, gt=0, le=_DAY)
     connect_timeout_seconds: float = Field(default=10.0, gt=0, le=_DAY)
     retry_attempts: int = Field(default=6, ge=1)
@@ -88,6 +92,23 @@ class ListrakSettings(_Section):
     @classmethod
     def _http_url(cls, value: str) -> str:
         return check_http_url(value)
+
+    @field_validator("date_format")
+    @classmethod
+    def _round_trip_date_format(cls, value: str) -> str:
+        """The format must write a date it can read back: year, month and day, nothing else."""
+        from datetime import date
+
+        sample = date(2026, 11, 2)
+        try:
+            written = sample.strftime(value)
+        except ValueError:
+            written = ""
+        if not written or parse_date(written, value) != sample or "%H" in value:
+            raise ValueError(
+                "expected a strftime format of a calendar date such as '%Y-%m-%d' or '%m/%d/%Y'"
+            )
+        return value
 
 
 class SyncSettings(_Section):
@@ -192,6 +213,57 @@ class AudienceSettings(_Section):
     guards: GuardSettings | None = None
 
 
+class TraitGuardSettings(_Section):
+    """A trait's guards: a run stops when more than ``max_changed_fraction`` of the confirmed
+    values would change (sent or cleared), or when the source is empty (unless allowed)."""
+
+    max_changed_fraction: float = Field(default=0.2, ge=0, le=1)
+    allow_empty: bool = False
+
+
+TraitFieldType = Literal["Text", "Numeric", "Date", "RadioButton"]
+
+
+class TraitSettings(_Section):
+    """A computed trait written to one typed profile field (``[[traits]]``).
+
+    ``data_type`` is what ``setup`` creates when ``profile_field_id`` is unset (Text, Numeric
+    or Date, ``max_length`` characters) and what it checks an existing field against.
+    ``choices`` are a RadioButton field's values: Listrak's contract has no way to read them.
+    ``clear_missing`` clears the value of a member that leaves the trait's source.
+    """
+
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=100)
+    list_id: int = Field(gt=0)
+    profile_field_id: int | None = Field(default=None, gt=0)
+    data_type: TraitFieldType | None = None
+    max_length: int | None = Field(default=None, gt=0, le=4000)
+    choices: list[str] | None = Field(default=None, min_length=1)
+    source: TraitSourceSpec
+    clear_missing: bool = False
+    guards: TraitGuardSettings = TraitGuardSettings()
+
+    @model_validator(mode="after")
+    def _field_known(self) -> TraitSettings:
+        if self.profile_field_id is None and self.data_type is None:
+            raise ValueError(
+                "set profile_field_id, or data_type (Text, Numeric or Date) so that "
+                "'audience-sync setup' can create the field"
+            )
+        if self.profile_field_id is None and self.data_type == "RadioButton":
+            raise ValueError(
+                "setup cannot create a RadioButton field (Listrak's API cannot set its "
+                "choices); create it in Listrak and set profile_field_id"
+            )
+        if self.data_type == "RadioButton" and not self.choices:
+            raise ValueError("a RadioButton trait needs its choices")
+        if self.choices is not None and self.data_type != "RadioButton":
+            raise ValueError("choices apply only to data_type = 'RadioButton'")
+        if self.choices is not None and len(set(self.choices)) != len(self.choices):
+            raise ValueError("choices must be unique")
+        return self
+
+
 class Settings(_Section):
     state: StateSettings = StateSettings()
     listrak: ListrakSettings = ListrakSettings()
@@ -202,6 +274,7 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     metrics: MetricsSettings = MetricsSettings()
     audiences: list[AudienceSettings] = Field(min_length=1)
+    traits: list[TraitSettings] = []
 
     @field_validator("audiences")
     @classmethod
@@ -229,6 +302,36 @@ class Settings(_Section):
             owner[target] = audience.key
         return audiences
 
+    @field_validator("traits")
+    @classmethod
+    def _traits_apart(
+        cls, traits: list[TraitSettings], info: ValidationInfo
+    ) -> list[TraitSettings]:
+        """Keys are unique across audiences and traits; every entry writes its own field."""
+        audiences: list[AudienceSettings] = info.data.get("audiences") or []
+        entries = [("audience", a.key, a.list_id, a.profile_field_id) for a in audiences] + [
+            ("trait", t.key, t.list_id, t.profile_field_id) for t in traits
+        ]
+        keys = [key for _, key, _, _ in entries]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(
+                f"keys must be unique across audiences and traits; repeated: {', '.join(repeated)}"
+            )
+        owner: dict[tuple[int, int], tuple[str, str]] = {}
+        for kind, key, list_id, field_id in entries:
+            if field_id is None:
+                continue
+            target = (list_id, field_id)
+            if target in owner and "trait" in (kind, owner[target][0]):
+                first_kind, first_key = owner[target]
+                raise ValueError(
+                    f"{first_kind} {first_key!r} and {kind} {key!r} both write list {list_id} "
+                    f"profile field {field_id}; give each its own field"
+                )
+            owner.setdefault(target, (kind, key))
+        return traits
+
 
 class AppConfig(BaseModel):
     """Validated settings plus where they came from."""
@@ -253,6 +356,12 @@ class AppConfig(BaseModel):
 
     def guards_for(self, audience: AudienceSettings) -> GuardSettings:
         return audience.guards or self.settings.guards
+
+    def trait(self, key: str) -> TraitSettings:
+        for trait in self.settings.traits:
+            if trait.key == key:
+                return trait
+        raise ConfigError(f"no trait {key!r} in {self.path}")
 
     def audience(self, key: str) -> AudienceSettings:
         for audience in self.settings.audiences:

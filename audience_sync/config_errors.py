@@ -27,8 +27,10 @@ def describe_error(error: Any, raw: dict[str, Any]) -> str:
     line = f"{dotted(loc)}: {_problem(error, loc)}"
     if error["type"] == "extra_forbidden" and _is_secret_name(loc):
         line = f"{dotted(loc)} is not read from the config file: {_where_secrets_go(loc)}"
-    key = _audience_key(loc, raw)
-    return f"audience {key!r}: {line}" if key else line
+    key = _entry_key(loc, raw)
+    if key is None:
+        return line
+    return f"{'trait' if loc[0] == 'traits' else 'audience'} {key!r}: {line}"
 
 
 def dotted(loc: tuple[int | str, ...]) -> str:
@@ -76,15 +78,16 @@ def _where_secrets_go(loc: tuple[int | str, ...]) -> str:
     )
     if loc[:1] == ("listrak",):
         return listrak
-    if loc[:1] == ("audiences",):
+    if loc[:1] in (("audiences",), ("traits",)):
         return warehouse
     return f"{listrak}; {warehouse}"
 
 
-def _audience_key(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str | None:
-    if len(loc) < 2 or loc[0] != "audiences" or not isinstance(loc[1], int):
+def _entry_key(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str | None:
+    """The key of the audience or trait an error is in, when it is a valid key."""
+    if len(loc) < 2 or loc[0] not in ("audiences", "traits") or not isinstance(loc[1], int):
         return None
-    audiences = raw.get("audiences")
+    audiences = raw.get(loc[0])
     if not isinstance(audiences, list) or not 0 <= loc[1] < len(audiences):
         return None
     audience = audiences[loc[1]]

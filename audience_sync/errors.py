@@ -37,6 +37,15 @@ class ConfigError(AudienceSyncError):
     exit_code = 2
 
 
+class TraitsNotSyncedError(ConfigError):
+    """``[[traits]]`` is configured for a command that does not handle computed traits yet
+    (``verify``, ``run --reconcile``).
+
+    Refused loudly (exit 2) rather than ignored: a command that skipped the traits would look
+    complete while their Listrak fields went unchecked.
+    """
+
+
 class StopRunError(AudienceSyncError):
     """Ends the whole run: no audience sends anything more (open imports stay open)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audience_sync.config import GuardSettings
+from audience_sync.config import GuardSettings, TraitGuardSettings
 from audience_sync.state.diff import PlanCounts
 
 
@@ -36,5 +36,28 @@ def check_guards(
                 f"{plan.planned_off} of {base} {what} would be "
                 f"removed ({fraction:.1%} > max_removed_fraction "
                 f"{guards.max_removed_fraction:.0%})",
+            )
+    return GuardVerdict(True)
+
+
+def check_trait_guards(
+    *, valid: int, confirmed: int, changed: int, guards: TraitGuardSettings
+) -> GuardVerdict:
+    """A computed trait: an empty snapshot (no valid value) stops it unless ``allow_empty``;
+    so does changing or clearing more than ``max_changed_fraction`` of its confirmed values.
+    A contact's first value is not a change, so a first run is never stopped by the fraction."""
+    if valid == 0 and not guards.allow_empty:
+        return GuardVerdict(
+            False,
+            f"the source has no valid value ({confirmed} values confirmed); "
+            "set allow_empty = true if that is right",
+        )
+    if confirmed:
+        fraction = changed / confirmed
+        if fraction > guards.max_changed_fraction:
+            return GuardVerdict(
+                False,
+                f"{changed} of {confirmed} confirmed values would change or be cleared "
+                f"({fraction:.1%} > max_changed_fraction {guards.max_changed_fraction:.0%})",
             )
     return GuardVerdict(True)

@@ -123,6 +123,15 @@ def normalize_batch(raw: pa.Array) -> NormalizedBatch:
     canonicalised by Arrow compute kernels, and only the other values (Unicode, IDN, blanks,
     nulls, rejects) become Python strings and go through :func:`normalize_email` one by one.
     """
+    aligned = normalize_aligned(raw)
+    if not aligned.invalid and aligned.emails.null_count == 0:
+        return aligned
+    return NormalizedBatch(emails=aligned.emails.drop_null(), invalid=aligned.invalid)
+
+
+def normalize_aligned(raw: pa.Array) -> NormalizedBatch:
+    """:func:`normalize_batch` keeping the input's positions: a rejected value is a null at
+    its place (for sources with a column per email, such as a computed trait's value)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -146,7 +155,7 @@ def normalize_batch(raw: pa.Array) -> NormalizedBatch:
             invalid[reason] = invalid.get(reason, 0) + count
     forms = pa.array([email for email, _ in results], type=canonical.type).take(others.indices)
     replaced = pc.replace_with_mask(canonical, other, forms)
-    return NormalizedBatch(emails=replaced.drop_null(), invalid=invalid)
+    return NormalizedBatch(emails=replaced, invalid=invalid)
 
 
 def normalize_chunk(raw_emails: Iterable[str | None]) -> NormalizedChunk:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +21,8 @@ from audience_sync.config import AudienceSettings
 from audience_sync.listrak.client import MAX_FIELDS_PER_CONTACT_READ, ListrakClient
 from audience_sync.normalize import normalize_email
 from audience_sync.state import ledger
+from audience_sync.state.tables import VALUE_LENGTH, listrak_values
 from audience_sync.state.tables import audiences as audiences_table
-from audience_sync.state.tables import listrak_values
 
 logger = logging.getLogger("audience_sync.readback")
 
@@ -31,11 +31,14 @@ STAGE_BATCH = 10_000
 
 @dataclass(frozen=True)
 class FieldTarget:
-    """Where one audience lives in Listrak."""
+    """Where one audience (or computed trait) lives in Listrak. ``canonical``: a trait's
+    values are stored as its planner formats them (so they compare with confirmed values);
+    an audience's CheckBox values are trimmed and lowercased."""
 
     audience_id: int
     list_id: int
     field_id: int
+    canonical: Callable[[str], str] | None = None
 
 
 def field_targets(engine: Engine, audiences: Sequence[AudienceSettings]) -> list[FieldTarget]:
@@ -83,9 +86,9 @@ def read_back(
     show_progress: bool = False,
 ) -> int:
     """Replace ``listrak_values`` with the current values of ``targets``; returns rows staged."""
-    audiences_of: dict[tuple[int, int], list[int]] = defaultdict(list)
+    audiences_of: dict[tuple[int, int], list[FieldTarget]] = defaultdict(list)
     for target in targets:
-        audiences_of[(target.list_id, target.field_id)].append(target.audience_id)
+        audiences_of[(target.list_id, target.field_id)].append(target)
     staged = 0
     with engine.begin() as conn:
         conn.execute(delete(listrak_values))
@@ -105,9 +108,16 @@ def read_back(
                     continue
                 values = {v.segmentationFieldId: v.value for v in contact.segmentationFieldValues}
                 for field_id in field_ids:
-                    value = (values.get(field_id) or "").strip().lower()[:50]
-                    for audience_id in audiences_of[(list_id, field_id)]:
-                        batch.append({"audience_id": audience_id, "email": email, "value": value})
+                    raw = (values.get(field_id) or "").strip()
+                    for target in audiences_of[(list_id, field_id)]:
+                        value = target.canonical(raw) if target.canonical else raw.lower()
+                        batch.append(
+                            {
+                                "audience_id": target.audience_id,
+                                "email": email,
+                                "value": value[:VALUE_LENGTH],
+                            }
+                        )
                 if len(batch) >= STAGE_BATCH:
                     staged += _stage(engine, batch)
                     batch = []

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from audience_sync.redaction import one_line, one_line_or_none
 from audience_sync.state import ledger_queries
-from audience_sync.state.statuses import ChangeAction, ChangeStatus
+from audience_sync.state.statuses import AudienceKind, ChangeAction, ChangeStatus
 
 
 @dataclass
@@ -27,6 +27,7 @@ class AudienceSummary:
     skipped: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    kind: str = AudienceKind.AUDIENCE.value  # a trait's on/off are values set/cleared
 
 
 @dataclass
@@ -53,12 +54,13 @@ def summarize_run(engine: Engine, run_id: int) -> RunSummary:
             unchanged=row.unchanged,
             parked=row.parked,
             error=one_line_or_none(row.error),
+            kind=row.kind,
         )
         for _run, audience, action, status, reason, count in changes:
             if audience != row.audience:
                 continue
             if status == ChangeStatus.CONFIRMED:
-                if action == ChangeAction.ON:
+                if action in (ChangeAction.ON, ChangeAction.SET):
                     summary.turned_on += count
                 else:
                     summary.turned_off += count
@@ -79,12 +81,19 @@ def format_run(summary: RunSummary) -> str:
     if summary.error:
         lines.append(f"  error: {summary.error}")
     for a in summary.audiences:
-        lines.append(
-            f"  {a.key}: members {a.snapshot}, turned on {a.turned_on}, turned off "
-            f"{a.turned_off}, unchanged {a.unchanged}, parked (not re-sent) {a.parked}"
-            + (f", invalid emails {a.invalid}" if a.invalid else "")
-            + (f", pending {a.pending}" if a.pending else "")
-        )
+        if a.kind == AudienceKind.TRAIT:
+            counts = (
+                f"  {a.key}: values {a.snapshot}, set {a.turned_on}, cleared {a.turned_off}, "
+                f"unchanged {a.unchanged}, parked (not re-sent) {a.parked}"
+                + (f", invalid emails or values {a.invalid}" if a.invalid else "")
+            )
+        else:
+            counts = (
+                f"  {a.key}: members {a.snapshot}, turned on {a.turned_on}, turned off "
+                f"{a.turned_off}, unchanged {a.unchanged}, parked (not re-sent) {a.parked}"
+                + (f", invalid emails {a.invalid}" if a.invalid else "")
+            )
+        lines.append(counts + (f", pending {a.pending}" if a.pending else ""))
         for reason, count in sorted(a.skipped.items()):
             lines.append(f"      skipped {count}: {reason}")
         for reason, count in sorted(a.failed.items()):
@@ -103,6 +112,7 @@ class AudiencePlan:
     planned_off: int = 0
     guard_reason: str | None = None  # set when a guard would abort a real run
     error: str | None = None  # the audience could not be planned (source failed, ...)
+    trait: bool = False  # a computed trait: planned_on/off are values to set/clear
 
 
 PLAN_OK, PLAN_SOURCE_FAILED, PLAN_GUARD_WOULD_ABORT = 0, 1, 3
@@ -115,10 +125,12 @@ def format_plan(plans: list[AudiencePlan]) -> list[str]:
             lines.append(f"  {plan.key}: could not plan: {one_line(plan.error)}")
             continue
         guard = "ok" if plan.guard_reason is None else f"would abort: {plan.guard_reason}"
-        lines.append(
-            f"  {plan.key}: would turn on {plan.planned_on}, turn off {plan.planned_off}; "
-            f"guard: {one_line(guard)}"
+        would = (
+            f"would set {plan.planned_on}, clear {plan.planned_off}"
+            if plan.trait
+            else f"would turn on {plan.planned_on}, turn off {plan.planned_off}"
         )
+        lines.append(f"  {plan.key}: {would}; guard: {one_line(guard)}")
     return lines
 
 

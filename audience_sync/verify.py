@@ -9,20 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 from audience_sync import alerts
-from audience_sync.config import AudienceSettings
-from audience_sync.guards import check_guards
+from audience_sync.config import AppConfig, AudienceSettings, TraitSettings
+from audience_sync.guards import check_guards, check_trait_guards
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.pipeline import AudienceRun, RunOutcome, SyncJob
 from audience_sync.pipeline.context import RunContext
-from audience_sync.readback import field_targets, read_back
+from audience_sync.readback import FieldTarget, field_targets, read_back
 from audience_sync.state import drift, ledger
 from audience_sync.state.diff import PlanCounts
 from audience_sync.state.lock import RunLock
 from audience_sync.state.migrate import ensure_current
-from audience_sync.state.statuses import ChangeAction, RunTrigger
+from audience_sync.state.statuses import AudienceKind, ChangeAction, RunTrigger
 from audience_sync.state.tables import audiences, run_changes
+from audience_sync.traits.values import FieldSpec
 
 
 @dataclass
@@ -51,8 +53,12 @@ class VerifyReport:
 
 def _measure_all(job: SyncJob) -> list[AudienceCheck]:
     checks = []
+    units: list[AudienceSettings | TraitSettings] = [
+        *job.config.settings.audiences,
+        *job.config.settings.traits,
+    ]
     with job.engine.connect() as conn:
-        for audience in job.config.settings.audiences:
+        for audience in units:
             check = AudienceCheck(audience.key, audience.list_id, audience.profile_field_id)
             checks.append(check)
             if audience.profile_field_id is None:
@@ -63,7 +69,10 @@ def _measure_all(job: SyncJob) -> list[AudienceCheck]:
             if snapshot_run is None:
                 check.note = "no snapshot yet (run a sync first); not compared"
                 continue
-            check.drift = drift.measure(conn, audience_id, snapshot_run)
+            if isinstance(audience, TraitSettings):
+                check.drift = drift.measure_trait(conn, audience_id, snapshot_run)
+            else:
+                check.drift = drift.measure(conn, audience_id, snapshot_run)
     return checks
 
 
@@ -71,7 +80,7 @@ def _drift_by_audience(checks: list[AudienceCheck]) -> list[tuple[str, int]]:
     return [(c.key, c.drift.total) for c in checks if c.drift is not None]
 
 
-def _audience_id(job: SyncJob, audience: AudienceSettings) -> int:
+def _audience_id(job: SyncJob, audience: AudienceSettings | TraitSettings) -> int:
     with job.engine.connect() as conn:
         value = conn.execute(select(audiences.c.id).where(audiences.c.key == audience.key)).scalar()
     assert value is not None, "field_targets registers every audience with a field"
@@ -103,10 +112,39 @@ class VerifyJob(SyncJob):
 
     def _read_and_measure(self, client: ListrakClient) -> list[AudienceCheck]:
         targets = field_targets(self.engine, self.config.settings.audiences)
+        targets += trait_targets(self.engine, self.config, client)
         read_back(self.engine, client, targets, show_progress=self._show_progress)
         checks = _measure_all(self)
         alerts.record_checks(self.config, self.engine, _drift_by_audience(checks))
         return checks
+
+
+def trait_targets(engine: Engine, config: AppConfig, client: ListrakClient) -> list[FieldTarget]:
+    """The traits that have a profile field, with their state ids; values read back are
+    formatted as the planner formats them (a value that does not format stays as read)."""
+    from audience_sync.pipeline.planning import configured_or_listrak_spec
+    from audience_sync.traits.values import format_value
+
+    targets = []
+    for trait in config.settings.traits:
+        if trait.profile_field_id is None:
+            continue
+        spec = configured_or_listrak_spec(config, client, trait)
+
+        def canonical(raw: str, spec: FieldSpec = spec) -> str:
+            return format_value(spec, raw).value or raw
+
+        with engine.begin() as conn:
+            audience_id = ledger.audience_id(conn, trait.key) or ledger.upsert_audience(
+                conn,
+                key=trait.key,
+                list_id=trait.list_id,
+                field_id=trait.profile_field_id,
+                source="",
+                kind=AudienceKind.TRAIT,
+            )
+        targets.append(FieldTarget(audience_id, trait.list_id, trait.profile_field_id, canonical))
+    return targets
 
 
 class RepairPlanner:
@@ -119,9 +157,12 @@ class RepairPlanner:
     def before_planning(self, ctx: RunContext) -> None:
         self.checks = self._job._read_and_measure(ctx.client)
 
-    def register(self, ctx: RunContext, audience: AudienceSettings) -> AudienceRun:
+    def register(self, ctx: RunContext, audience: AudienceSettings | TraitSettings) -> AudienceRun:
         audience_id = 0
         if audience.profile_field_id is not None:
+            kind = (
+                AudienceKind.TRAIT if isinstance(audience, TraitSettings) else AudienceKind.AUDIENCE
+            )
             with ctx.engine.begin() as conn:
                 audience_id = ledger.upsert_audience(
                     conn,
@@ -129,6 +170,7 @@ class RepairPlanner:
                     list_id=audience.list_id,
                     field_id=audience.profile_field_id,
                     source="repair",
+                    kind=kind,
                 )
                 ledger.start_run_audience(conn, ctx.run_id, audience_id, source="repair")
         return AudienceRun(settings=audience, audience_id=audience_id)
@@ -144,7 +186,10 @@ class RepairPlanner:
             ledger.set_audience_source(
                 conn, run_id, audience_id, f"repair: snapshot of run {found.snapshot_run}"
             )
-            drift.plan_repair(conn, run_id=run_id, audience_id=audience_id)
+            if run.is_trait:
+                drift.plan_trait_repair(conn, run_id=run_id, audience_id=audience_id)
+            else:
+                drift.plan_repair(conn, run_id=run_id, audience_id=audience_id)
             planned: dict[str, int] = dict(
                 conn.execute(
                     select(run_changes.c.action, func.count())
@@ -158,15 +203,23 @@ class RepairPlanner:
             plan = PlanCounts(
                 snapshot=found.members,
                 confirmed_on_before=found.confirmed_on,
-                planned_on=int(planned.get(ChangeAction.ON, 0)),
+                planned_on=int(planned.get(ChangeAction.ON, 0) + planned.get(ChangeAction.SET, 0)),
                 planned_off=int(planned.get(ChangeAction.OFF, 0)),
                 parked_on=0,
                 parked_off=0,
             )
             run.plan = plan
-            run.verdict = check_guards(
-                plan, ctx.config.guards_for(run.settings), on_in_listrak=found.on_in_listrak
-            )
+            if isinstance(run.settings, TraitSettings):
+                run.verdict = check_trait_guards(
+                    valid=max(found.members, 1),  # a repair restores the snapshot's own values
+                    confirmed=found.confirmed_on,
+                    changed=plan.planned_on,
+                    guards=run.settings.guards,
+                )
+            else:
+                run.verdict = check_guards(
+                    plan, ctx.config.guards_for(run.settings), on_in_listrak=found.on_in_listrak
+                )
             ledger.record_audience_plan(
                 conn,
                 run_id,
@@ -189,17 +242,30 @@ def format_report(report: VerifyReport) -> str:
             lines.append(f"{check.key}: {check.note}")
             continue
         verdict = f"drift {found.total}" if found.total else "no drift"
+        if found.trait:
+            counts = (
+                f"values {found.members} (snapshot of run {found.snapshot_run}), "
+                f"confirmed values {found.confirmed_on}, values in Listrak {found.on_in_listrak}"
+            )
+        else:
+            counts = (
+                f"members {found.members} (snapshot of run {found.snapshot_run}), "
+                f"confirmed on {found.confirmed_on}, on in Listrak {found.on_in_listrak}"
+            )
         lines.append(
             f"{check.key} (list {check.list_id}, field {check.field_id}): {verdict}; "
-            f"members {found.members} (snapshot of run {found.snapshot_run}), "
-            f"confirmed on {found.confirmed_on}, on in Listrak {found.on_in_listrak}, "
-            f"subscribed contacts read {found.subscribed_read}"
+            f"{counts}, subscribed contacts read {found.subscribed_read}"
         )
-        for name, label in drift.CATEGORIES.items():
+        categories, fixes = (
+            (drift.TRAIT_CATEGORIES, drift.TRAIT_FIX)
+            if found.trait
+            else (drift.CATEGORIES, drift.FIX)
+        )
+        for name, label in categories.items():
             count = found.counts.get(name, 0)
             if not count:
                 continue
-            lines.append(f"  {label}: {count} (fix: {drift.FIX[name]})")
+            lines.append(f"  {label}: {count} (fix: {fixes[name]})")
             for row in found.samples.get(name, []):
                 member = "member" if row.member else "not a member"
                 lines.append(

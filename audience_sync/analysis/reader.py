@@ -18,7 +18,7 @@ from audience_sync.normalize import normalize_email
 from audience_sync.state import ledger_queries
 from audience_sync.state.db import make_engine
 from audience_sync.state.migrate import ensure_current
-from audience_sync.state.statuses import ChangeStatus
+from audience_sync.state.statuses import AudienceKind, ChangeStatus
 
 Run = int | Literal["last"] | None
 # Run ids that outer joins may leave empty: kept integers (pandas' nullable Int64), not floats.
@@ -132,9 +132,30 @@ class Ledger:
     # --- audiences ------------------------------------------------------------------------
 
     def audiences(self) -> list[str]:
-        """The audience keys the state database knows."""
+        """The audience keys the state database knows (computed traits: :meth:`traits`)."""
         with self.engine.connect() as conn:
             return list(conn.execute(ledger_queries.audience_keys()).scalars())
+
+    def traits(self) -> list[str]:
+        """The computed trait keys the state database knows."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(ledger_queries.audience_keys(AudienceKind.TRAIT)).scalars())
+
+    def trait_values(self, trait: str, as_of_run: Run = None) -> pd.DataFrame:
+        """A computed trait's values as Listrak had confirmed them after run ``as_of_run``
+        (columns email, value, confirmed_run_id), rebuilt from the ledger; a cleared value is
+        absent. Without ``as_of_run``, the current values.
+
+        >>> ledger.trait_values("tier")["value"].value_counts()  # doctest: +SKIP
+        """
+        known = self.traits()
+        if trait not in known:
+            raise NotInLedgerError(
+                f"no trait {trait!r} in the state database; known: {', '.join(known)}"
+            )
+        return self._read(
+            ledger_queries.trait_values(trait=trait, as_of_run=self._run_id(as_of_run))
+        )
 
     def membership(self, audience: str, as_of_run: Run = None) -> pd.DataFrame:
         """The audience's members as Listrak had confirmed them after run ``as_of_run``.
@@ -273,7 +294,7 @@ class Ledger:
         return None if audience is None else self._required_audience(audience)
 
     def _required_audience(self, audience: str) -> str:
-        known = self.audiences()
+        known = self.audiences() + self.traits()  # a trait's changes are read the same way
         if audience not in known:
             raise NotInLedgerError(
                 f"no audience {audience!r} in the state database; known: {', '.join(known)}"

@@ -10,7 +10,7 @@ from click.core import ParameterSource
 
 from audience_sync.cli.state import CliState, pass_state, print_run
 from audience_sync.config import load_credentials
-from audience_sync.errors import CommandFailedError
+from audience_sync.errors import CommandFailedError, TraitsNotSyncedError
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.redaction import one_line
 from audience_sync.report import (
@@ -59,7 +59,13 @@ def db_current(state: CliState) -> None:
 )
 @pass_state
 def run(state: CliState, full: bool, force: bool, reconcile: bool) -> None:
-    """Sync every audience: read, diff, submit the changes, confirm what Listrak accepted."""
+    """Sync every audience and computed trait: read, diff, submit the changes, confirm what
+    Listrak accepted."""
+    if reconcile and state.config.settings.traits:
+        raise TraitsNotSyncedError(
+            f"{state.config.path} configures [[traits]]: --reconcile reads back CheckBox "
+            "values only and does not reconcile computed traits yet; run without --reconcile"
+        )
     job = state.job()
     try:
         outcome = job.run(
@@ -92,6 +98,7 @@ def plan(state: CliState, full: bool) -> None:
             planned_off=a.plan.planned_off if a.plan else 0,
             guard_reason=a.verdict.reason if a.verdict and not a.verdict.ok else None,
             error=a.error or (None if a.plan else "not planned"),
+            trait=a.is_trait,
         )
         for a in outcome.audiences
     ]
@@ -112,7 +119,8 @@ def plan(state: CliState, full: bool) -> None:
 @click.option("--write", is_flag=True, help="Store the field ids in the config file.")
 @pass_state
 def setup(state: CliState, write: bool) -> None:
-    """Create (or verify) each audience's CheckBox profile field in Listrak."""
+    """Create (or verify) each audience's CheckBox profile field in Listrak, and each trait's
+    typed field (Text, Numeric or Date created; RadioButton verified)."""
     from audience_sync.setup_fields import setup_fields, write_field_ids
 
     config = state.config
@@ -123,7 +131,8 @@ def setup(state: CliState, write: bool) -> None:
         if result.problem:
             click.echo(f"{result.audience}: FAILED: {one_line(result.problem)}", err=True)
         else:
-            click.echo(f"{result.audience}: {result.action} ({where})")
+            kind = f", {result.data_type}" if result.kind == "trait" else ""
+            click.echo(f"{result.audience}: {result.action} ({where}{kind})")
     if write:
         written = write_field_ids(config.path, results)
         click.echo(f"wrote {written} profile_field_id value(s) to {config.path}")

@@ -29,6 +29,7 @@ class ImportPart:
     first_email: str
     last_email: str
     row_count: int
+    blanks: int = 0  # rows with a blank value (a trait's clear)
 
 
 def import_file_name(
@@ -50,26 +51,30 @@ def split_into_parts(
     part = 1
     buffer = io.BytesIO()
     first = last = ""
-    count = 0
+    count = blanks = 0
     for email, value in rows:
         line = _csv_line((email, value))
         if count and buffer.tell() + len(line) > max_bytes:
-            yield ImportPart(part, buffer.getvalue(), first, last, count)
+            yield ImportPart(part, buffer.getvalue(), first, last, count, blanks)
             part += 1
             buffer = io.BytesIO()
-            count = 0
+            count = blanks = 0
         if count == 0:
             buffer.write(header)
             first = email
         buffer.write(line)
         last = email
         count += 1
+        blanks += not value
     if count:
-        yield ImportPart(part, buffer.getvalue(), first, last, count)
+        yield ImportPart(part, buffer.getvalue(), first, last, count, blanks)
 
 
-def build_import_file(part: ImportPart, *, file_name: str, field_id: int) -> ImportFile:
-    """An ``UpdateSubscribers`` import: it updates contacts already on the list, never adds."""
+def build_import_file(
+    part: ImportPart, *, file_name: str, field_id: int, segmentation_import_type: str = "Update"
+) -> ImportFile:
+    """An ``UpdateSubscribers`` import: it updates contacts already on the list, never adds.
+    ``Overwrite`` (a trait's part with clears): a blank cell clears the mapped field."""
     return ImportFile(
         fileName=file_name,
         fileDelimiter=DELIMITER,
@@ -83,7 +88,7 @@ def build_import_file(part: ImportPart, *, file_name: str, field_id: int) -> Imp
             ),
         ],
         importType="UpdateSubscribers",
-        segmentationImportType="Update",
+        segmentationImportType=segmentation_import_type,
         suppressEmailNotifications=True,
         triggerJourney=False,
         includeUnsubscribed=False,

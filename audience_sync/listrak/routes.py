@@ -37,6 +37,7 @@ class Part:
     row_count: int
     byte_count: int
     body: bytes
+    blanks: int = 0  # rows whose value is blank (a trait's clear)
 
 
 class SubmitRoute(Protocol):
@@ -64,8 +65,12 @@ class _Route:
         audience_key: str,
         list_id: int,
         field_id: int,
+        blank_clears: bool = False,
     ) -> None:
         self._client = client
+        # A computed trait: a part with blank values goes as an Overwrite import, so the blank
+        # cells clear the field; parts without blanks stay Update imports.
+        self._blank_clears = blank_clears
         self._settings = settings
         self._installation_id = installation_id
         self._run_id = run_id
@@ -102,6 +107,7 @@ class ListImportRoute(_Route):
                 row_count=chunk.row_count,
                 byte_count=len(chunk.body),
                 body=chunk.body,
+                blanks=chunk.blanks,
             )
 
     def post(self, part: Part) -> str:
@@ -110,6 +116,9 @@ class ListImportRoute(_Route):
             ImportPart(part.number, part.body, part.first_email, part.last_email, part.row_count),
             file_name=part.file_name,
             field_id=self._field_id,
+            segmentation_import_type=(
+                "Overwrite" if self._blank_clears and part.blanks else "Update"
+            ),
         )
         return self._client.post_import(self._list_id, body, not_before=self._not_before)
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
-from audience_sync.config import AppConfig, AudienceSettings
+from audience_sync.config import AppConfig, AudienceSettings, TraitSettings
 from audience_sync.guards import GuardVerdict
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.state.diff import PlanCounts
@@ -26,7 +26,7 @@ class HeldLock(Protocol):
 class AudienceRun:
     """One audience's unit of work within a run: what was planned, and what went wrong."""
 
-    settings: AudienceSettings
+    settings: AudienceSettings | TraitSettings
     audience_id: int
     plan: PlanCounts | None = None
     verdict: GuardVerdict | None = None
@@ -39,6 +39,10 @@ class AudienceRun:
     @property
     def key(self) -> str:
         return self.settings.key
+
+    @property
+    def is_trait(self) -> bool:
+        return isinstance(self.settings, TraitSettings)
 
     @property
     def has_changes(self) -> bool:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from audience_sync import alerts
 from audience_sync.checkpoints import checkpoint
-from audience_sync.config import AppConfig
+from audience_sync.config import AppConfig, AudienceSettings, TraitSettings
 from audience_sync.errors import (
     AudienceSyncError,
     GuardError,
@@ -142,7 +142,9 @@ class _Run:
     def execute(self, *, full: bool, force: bool, dry_run: bool) -> RunOutcome:
         ctx = self.ctx
         try:
-            audiences = [self.planner.register(ctx, a) for a in ctx.config.settings.audiences]
+            settings = ctx.config.settings
+            units: list[AudienceSettings | TraitSettings] = [*settings.audiences, *settings.traits]
+            audiences = [self.planner.register(ctx, unit) for unit in units]
             self.outcome.audiences = audiences
             poller = ImportPoller(ctx)
             if not dry_run:

@@ -49,7 +49,9 @@ def finish_audience(ctx: RunContext, run: AudienceRun) -> None:
     with ctx.engine.begin() as conn:
         ledger.set_audience_status(conn, ctx.run_id, run.audience_id, AudienceStatus.DONE)
         if run.acts_on_snapshot:
-            desired.apply_deltas(conn, run_id=ctx.run_id, audience_id=run.audience_id)
+            desired.apply_deltas(
+                conn, run_id=ctx.run_id, audience_id=run.audience_id, values=run.is_trait
+            )
 
 
 def abort_audience(ctx: RunContext, run: AudienceRun, reason: str) -> None:

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from audience_sync.checkpoints import checkpoint
-from audience_sync.config import AudienceSettings
-from audience_sync.errors import SourceError
-from audience_sync.guards import check_guards
+from audience_sync.config import AppConfig, AudienceSettings, TraitSettings
+from audience_sync.errors import AudienceSyncError, ListrakError, SourceError
+from audience_sync.guards import check_guards, check_trait_guards
+from audience_sync.listrak.client import ListrakClient
 from audience_sync.pipeline.context import AudienceRun, RunContext
 from audience_sync.pipeline.outcomes import fail_audience
 from audience_sync.readback import field_targets, read_back
@@ -23,9 +24,14 @@ from audience_sync.sources.base import MemberSource
 from audience_sync.state import drift, ledger
 from audience_sync.state.db import utcnow
 from audience_sync.state.diff import PlanCounts
+from audience_sync.state.statuses import AudienceKind
+from audience_sync.state.tables import VALUE_LENGTH
+from audience_sync.traits.values import FieldSpec
 
 if TYPE_CHECKING:
     from audience_sync.plan.engine import EngineSettings, SnapshotPlan
+    from audience_sync.plan.traits import TraitSnapshot
+    from audience_sync.sources.trait_sources import TraitSource
 
 logger = logging.getLogger("audience_sync.pipeline")
 
@@ -35,7 +41,9 @@ class Planner(Protocol):
 
     def before_planning(self, ctx: RunContext) -> None: ...
 
-    def register(self, ctx: RunContext, audience: AudienceSettings) -> AudienceRun: ...
+    def register(
+        self, ctx: RunContext, audience: AudienceSettings | TraitSettings
+    ) -> AudienceRun: ...
 
     def plan(self, ctx: RunContext, run: AudienceRun, *, full: bool) -> None: ...
 
@@ -47,13 +55,16 @@ class SourcePlanner:
     def __init__(self, *, reconcile: bool = False) -> None:
         self.reconcile = reconcile
         self._sources: dict[str, MemberSource | SourceError] = {}
+        self._trait_sources: dict[str, TraitSource | SourceError] = {}
 
     def before_planning(self, ctx: RunContext) -> None:
         if self.reconcile:
             targets = field_targets(ctx.engine, ctx.config.settings.audiences)
             read_back(ctx.engine, ctx.client, targets, show_progress=ctx.show_progress)
 
-    def register(self, ctx: RunContext, audience: AudienceSettings) -> AudienceRun:
+    def register(self, ctx: RunContext, audience: AudienceSettings | TraitSettings) -> AudienceRun:
+        if isinstance(audience, TraitSettings):
+            return self._register_trait(ctx, audience)
         try:
             source: MemberSource | SourceError = build_source(
                 audience.source, base_dir=ctx.config.base_dir, audience_key=audience.key
@@ -75,8 +86,37 @@ class SourcePlanner:
             ledger.start_run_audience(conn, ctx.run_id, audience_id, source=description)
         return AudienceRun(settings=audience, audience_id=audience_id)
 
+    def _register_trait(self, ctx: RunContext, trait: TraitSettings) -> AudienceRun:
+        # Imported here: trait sources load pandas and pyarrow, which `--help` never needs.
+        from audience_sync.sources.trait_sources import build_trait_source
+
+        try:
+            source: TraitSource | SourceError = build_trait_source(
+                trait.source, base_dir=ctx.config.base_dir, trait_key=trait.key
+            )
+        except SourceError as exc:
+            source = exc
+        self._trait_sources[trait.key] = source
+        description = (
+            f"unusable source: {source}" if isinstance(source, SourceError) else source.describe()
+        )
+        with ctx.engine.begin() as conn:
+            audience_id = ledger.upsert_audience(
+                conn,
+                key=trait.key,
+                list_id=trait.list_id,
+                field_id=trait.profile_field_id,
+                source=description,
+                kind=AudienceKind.TRAIT,
+            )
+            ledger.start_run_audience(conn, ctx.run_id, audience_id, source=description)
+        return AudienceRun(settings=trait, audience_id=audience_id)
+
     def plan(self, ctx: RunContext, run: AudienceRun, *, full: bool) -> None:
         audience = run.settings
+        if isinstance(audience, TraitSettings):
+            self._plan_trait(ctx, run, audience, full=full)
+            return
         if audience.profile_field_id is None:
             fail_audience(ctx, run, "no profile_field_id; run `audience-sync setup` first")
             return
@@ -154,6 +194,165 @@ class SourcePlanner:
                 "invalid": sum(invalid.values()),
             },
         )
+
+    def _plan_trait(
+        self, ctx: RunContext, run: AudienceRun, trait: TraitSettings, *, full: bool
+    ) -> None:
+        if trait.profile_field_id is None:
+            fail_audience(ctx, run, "no profile_field_id; run `audience-sync setup` first")
+            return
+        source = self._trait_sources[trait.key]
+        from audience_sync.plan.traits import TraitSnapshot
+        from audience_sync.plan.writer import plan_trait_snapshot
+
+        with planner_workspace(ctx) as settings, TraitSnapshot(settings) as snapshot:
+            try:
+                if isinstance(source, SourceError):
+                    raise source
+                spec = trait_spec(ctx, trait)
+                rows_read, invalid = read_trait_source(ctx, run, source, spec, snapshot)
+            except (SourceError, ListrakError) as exc:
+                fail_audience(ctx, run, str(exc))
+                return
+            checkpoint("staged")
+            counts = plan_trait_snapshot(
+                ctx.engine,
+                snapshot,
+                run_id=ctx.run_id,
+                audience_id=run.audience_id,
+                full=full,
+                clear_missing=trait.clear_missing,
+                parked_before=utcnow() - ctx.config.settings.sync.retry_skipped_after,
+            )
+        for reason, count in counts.invalid.items():
+            key = f"value:{reason}"
+            invalid[key] = invalid.get(key, 0) + count
+        plan = PlanCounts(
+            snapshot=counts.valid,
+            confirmed_on_before=counts.confirmed_before,
+            planned_on=counts.planned_set,
+            planned_off=counts.planned_clear,
+            parked_on=counts.parked_set,
+            parked_off=counts.parked_clear,
+        )
+        run.plan = plan
+        run.acts_on_snapshot = True
+        run.verdict = check_trait_guards(
+            valid=counts.valid,
+            confirmed=counts.confirmed_before,
+            changed=counts.changed,
+            guards=trait.guards,
+        )
+        with ctx.engine.begin() as conn:
+            ledger.record_audience_plan(
+                conn,
+                ctx.run_id,
+                run.audience_id,
+                ledger.AudiencePlan(
+                    rows_read=rows_read,
+                    invalid_reasons=invalid,
+                    source_notes=source.notes,
+                    snapshot_count=plan.snapshot,
+                    confirmed_on_before=plan.confirmed_on_before,
+                    planned_on=plan.planned_on,
+                    planned_off=plan.planned_off,
+                    unchanged_count=plan.unchanged,
+                    parked_count=plan.parked_on + plan.parked_off,
+                    snapshot_fingerprint=counts.fingerprint,
+                ),
+            )
+        logger.info(
+            "trait.planned",
+            extra={
+                "run_id": ctx.run_id,
+                "audience": trait.key,
+                "values": counts.valid,
+                "set": counts.planned_set,
+                "clear": counts.planned_clear,
+                "invalid": sum(counts.invalid.values()),
+            },
+        )
+
+
+def trait_spec(ctx: RunContext, trait: TraitSettings) -> FieldSpec:
+    """How the trait's values are validated: from the configured ``data_type`` (and
+    ``max_length``) when set, so ``plan`` works offline; otherwise from its field in Listrak.
+    Values are capped at what the state database holds (255 characters)."""
+    configured = _configured_spec(ctx.config, trait)
+    if configured is not None:
+        return _capped(configured)
+    return configured_or_listrak_spec(ctx.config, ctx.client, trait)
+
+
+def configured_or_listrak_spec(
+    config: AppConfig, client: ListrakClient, trait: TraitSettings
+) -> FieldSpec:
+    """:func:`trait_spec` with an explicit client (``verify``)."""
+    return _capped(_configured_spec(config, trait) or _listrak_spec(config, client, trait))
+
+
+def _configured_spec(config: AppConfig, trait: TraitSettings) -> FieldSpec | None:
+    if trait.data_type is None:
+        return None
+    return FieldSpec(
+        data_type=trait.data_type,
+        max_length=trait.max_length or 0,
+        choices=tuple(trait.choices or ()),
+        date_format=config.settings.listrak.date_format,
+    )
+
+
+def _listrak_spec(config: AppConfig, client: ListrakClient, trait: TraitSettings) -> FieldSpec:
+    from audience_sync.setup_fields import read_trait_field, trait_field_spec
+
+    found = read_trait_field(config, client, trait)
+    if found.problem:
+        raise SourceError(f"trait {trait.key!r}: {found.problem}")
+    try:
+        return trait_field_spec(config, trait, found)
+    except AudienceSyncError as exc:
+        raise SourceError(str(exc)) from None
+
+
+def _capped(spec: FieldSpec) -> FieldSpec:
+    from dataclasses import replace
+
+    limit = min(spec.max_length, VALUE_LENGTH) if spec.max_length else VALUE_LENGTH
+    return replace(spec, max_length=limit)
+
+
+def read_trait_source(
+    ctx: RunContext,
+    run: AudienceRun,
+    source: TraitSource,
+    spec: FieldSpec,
+    snapshot: TraitSnapshot,
+) -> tuple[int, dict[str, int]]:
+    """Normalise every chunk's emails and format its values into the planner; returns (rows
+    read, rejected emails by reason). Invalid values are counted per contact by the plan."""
+    import pyarrow.compute as pc
+
+    from audience_sync.normalize import normalize_aligned
+    from audience_sync.traits.values import format_array
+
+    invalid: dict[str, int] = {}
+    rows_read = 0
+    chunk_size = ctx.config.settings.sync.chunk_size
+    with ctx.bar(f"read {run.key}", "rows") as bar:
+        for batch in source.value_batches(chunk_size):
+            normalised = normalize_aligned(batch.column("email"))
+            for reason, count in normalised.invalid.items():
+                invalid[reason] = invalid.get(reason, 0) + count
+            keep = normalised.emails.is_valid()
+            values, reasons = format_array(spec, batch.column("value"))
+            snapshot.add(
+                pc.filter(normalised.emails, keep),
+                pc.filter(values, keep),
+                pc.filter(reasons, keep),
+            )
+            rows_read += batch.num_rows
+            bar.update(batch.num_rows)
+    return rows_read, invalid
 
 
 @contextmanager

@@ -35,7 +35,12 @@ def submit_audience(ctx: RunContext, run: AudienceRun, poller: ImportPoller) -> 
     while True:
         with ctx.engine.connect() as reader:
             rows = diff.changes_in_order(reader, ctx.run_id, run.audience_id)
-            pairs: Iterator[tuple[str, str]] = ((r.email, r.action) for r in rows)
+            pairs: Iterator[tuple[str, str]] = (
+                # A trait sends its value (blank clears); an audience its CheckBox on/off.
+                ((r.email, r.value or "") for r in rows)
+                if run.is_trait
+                else ((r.email, r.action) for r in rows)
+            )
             for part in route.parts(pairs, limit=limit, first_number=next_number):
                 next_number = part.number + 1
                 poller.wait_for_slot()
@@ -69,6 +74,19 @@ def _route(ctx: RunContext, run: AudienceRun) -> SubmitRoute:
     audience = run.settings
     assert audience.profile_field_id is not None
     settings = ctx.config.settings.listrak
+    if run.is_trait:
+        # Traits always go by list import: clearing a value takes an Overwrite import with a
+        # blank cell, and the JSON route documents no empty value.
+        return ListImportRoute(
+            ctx.client,
+            settings,
+            installation_id=ctx.installation_id,
+            run_id=ctx.run_id,
+            audience_key=audience.key,
+            list_id=audience.list_id,
+            field_id=audience.profile_field_id,
+            blank_clears=True,
+        )
     route_class = (
         FieldValuesRoute if settings.submit_via == "segmentation_field_api" else ListImportRoute
     )

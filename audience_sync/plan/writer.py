@@ -9,6 +9,7 @@ import pyarrow as pa
 from sqlalchemy.engine import Engine
 
 from audience_sync.plan.engine import Counts, EngineSettings, SnapshotPlan
+from audience_sync.plan.traits import TraitCounts, TraitSnapshot
 from audience_sync.state import changes, desired
 
 
@@ -67,3 +68,37 @@ def plan_emails(
             parked_before=parked_before,
             reconcile=reconcile,
         )
+
+
+def plan_trait_snapshot(
+    engine: Engine,
+    snapshot: TraitSnapshot,
+    *,
+    run_id: int,
+    audience_id: int,
+    full: bool,
+    clear_missing: bool,
+    parked_before: datetime,
+) -> TraitCounts:
+    """:func:`plan_snapshot` for a computed trait: the value changes (``set``/``clear``), the
+    contacts whose value is invalid (``skipped`` with the reason, never sent), the deltas of
+    desired values, and parked skips that no longer apply. The ledger first, as for audiences."""
+    snapshot.load_state(engine, audience_id, parked_before=parked_before)
+    counts = snapshot.compute(full=full, clear_missing=clear_missing)
+    with engine.connect() as conn:
+        for batch in snapshot.changes():
+            with conn.begin():
+                changes.plan_value_batches(
+                    conn, run_id=run_id, audience_id=audience_id, batches=[batch]
+                )
+        for batch in snapshot.invalid():
+            with conn.begin():
+                changes.record_invalid_values(
+                    conn, run_id=run_id, audience_id=audience_id, batches=[batch]
+                )
+        for batch in snapshot.deltas():
+            with conn.begin():
+                desired.record_deltas(conn, run_id=run_id, audience_id=audience_id, batches=[batch])
+        with conn.begin():
+            desired.unpark(conn, audience_id=audience_id, batches=snapshot.unparked())
+    return counts

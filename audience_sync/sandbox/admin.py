@@ -36,6 +36,9 @@ class FieldBody(_Body):
     dataType: FieldDataType = "CheckBox"
     groupName: str = Field(default=DEFAULT_GROUP_NAME, min_length=1)
     segmentationFieldId: int | None = None
+    maxLength: int | None = Field(default=None, ge=0)
+    choices: list[str] = []
+    """A RadioButton field's values: an admin-only extension (the Swagger document has none)."""
 
 
 class ContactBody(_Body):
@@ -112,6 +115,8 @@ async def add_field(request: Request) -> Response:
         data_type=body.dataType,
         group_name=body.groupName,
         field_id=body.segmentationFieldId,
+        max_length=body.maxLength,
+        choices=body.choices,
     )
     return JSONResponse(
         {"segmentationFieldId": field_id, "segmentationFieldGroupId": group_id}, status_code=201

@@ -9,6 +9,7 @@ import io
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from audience_sync.listrak.models import ContactSegmentationFieldValues, ImportFile
 
@@ -35,6 +36,10 @@ UNSUBSCRIBED_RESULT = "Unsubscribed"
 ALREADY_UNSUBSCRIBED = "AlreadyUnsubscribed"
 
 CHECKBOX_VALUES = ("on", "off")
+# Listrak's contract names no date format for profile field values; the sandbox accepts the two
+# a client may be configured with ([listrak] date_format): ISO 8601 (the default) and US dates.
+DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y")
+_NUMERIC = re.compile(r"-?\d+(?:\.\d+)?")
 _EMAIL = re.compile(r"^[^@\s\"(),:;<>\[\]\\]+@[^@\s.][^@\s]*\.[^@\s.]{2,}$")
 
 
@@ -43,12 +48,33 @@ def is_valid_email(email: str) -> bool:
 
 
 def value_problem(field: FieldRecord, value: str) -> str | None:
-    """Why ``value`` cannot be stored in ``field``, or ``None`` when it can."""
+    """Why ``value`` cannot be stored in ``field``, or ``None`` when it can.
+
+    CheckBox takes ``on``/``off``; Numeric a plain decimal (``-12.5``, no exponent); Date a
+    calendar date in one of :data:`DATE_FORMATS`; RadioButton one of its choices when it has
+    any. Every type is held to the field's ``maxLength`` (0: no limit); nothing is truncated.
+    """
     if field.data_type == "CheckBox" and value not in CHECKBOX_VALUES:
         return f"CheckBox field {field.field_id} accepts only 'on' or 'off'"
+    if field.data_type == "Numeric" and not _NUMERIC.fullmatch(value):
+        return f"Numeric field {field.field_id} accepts only a decimal number"
+    if field.data_type == "Date" and not _is_date(value):
+        return f"Date field {field.field_id} accepts only a date (YYYY-MM-DD or MM/DD/YYYY)"
+    if field.data_type == "RadioButton" and field.choices and value not in field.choices:
+        return f"RadioButton field {field.field_id} accepts only one of its choices"
     if field.max_length > 0 and len(value) > field.max_length:
         return f"value for field {field.field_id} is longer than {field.max_length}"
     return None
+
+
+def _is_date(value: str) -> bool:
+    for date_format in DATE_FORMATS:
+        try:
+            datetime.strptime(value, date_format)
+        except ValueError:
+            continue
+        return True
+    return False
 
 
 def rows_from_file(body: ImportFile, fields: Mapping[int, FieldRecord]) -> list[ImportRow]:

@@ -34,6 +34,8 @@ class FieldRecord:
     data_type: str
     max_length: int
     position: int
+    choices: tuple[str, ...] = ()
+    """A RadioButton field's values (an admin-only extension: the Swagger document has none)."""
 
 
 @dataclass

@@ -39,6 +39,7 @@ from .settings import FailNext, Faults, SandboxSettings
 
 DEFAULT_GROUP_NAME = "Engage Audiences"
 DEFAULT_MAX_LENGTH = 3
+DEFAULT_TYPED_MAX_LENGTH = 255
 ROUTE_LIST_IMPORT = "ListImport"
 ROUTE_SEGMENTATION_FIELD = "SegmentationField"
 
@@ -93,6 +94,8 @@ class SandboxWorld:
                     data_type=str(field.get("dataType", "CheckBox")),
                     group_name=str(field.get("groupName", DEFAULT_GROUP_NAME)),
                     field_id=field.get("segmentationFieldId"),
+                    max_length=field.get("maxLength"),
+                    choices=tuple(field.get("choices") or ()),
                 )
             self.upsert_contacts(list_id, item.get("contacts", []))
 
@@ -115,12 +118,17 @@ class SandboxWorld:
         data_type: str = "CheckBox",
         group_name: str = DEFAULT_GROUP_NAME,
         field_id: int | None = None,
-        max_length: int = DEFAULT_MAX_LENGTH,
+        max_length: int | None = None,
+        choices: Sequence[str] = (),
     ) -> tuple[int, int]:
         """Create (or redefine) a profile field, and its group if missing.
 
+        ``max_length`` defaults to 3 for a CheckBox (``off``) and to
+        :data:`DEFAULT_TYPED_MAX_LENGTH` otherwise. ``choices`` are a RadioButton's values.
         Returns ``(segmentationFieldId, segmentationFieldGroupId)``.
         """
+        if max_length is None:
+            max_length = DEFAULT_MAX_LENGTH if data_type == "CheckBox" else DEFAULT_TYPED_MAX_LENGTH
         with self._lock:
             self._require_list(list_id)
             group = next(
@@ -141,6 +149,7 @@ class SandboxWorld:
                 data_type=data_type,
                 max_length=max_length,
                 position=0,
+                choices=tuple(choices),
             )
             return field_id, group.group_id
 

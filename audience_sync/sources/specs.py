@@ -117,3 +117,36 @@ SourceSpec = Annotated[
     | SegmentEventsSqlSourceSpec,
     Field(discriminator="kind"),
 ]
+
+
+# --- computed traits: the same sources, plus where each member's value is -----------------------
+
+
+class CsvTraitSourceSpec(CsvSourceSpec):
+    """A CSV source of a trait: ``value_column`` holds each member's value."""
+
+    value_column: str = Field(min_length=1)
+
+
+class ParquetTraitSourceSpec(ParquetSourceSpec):
+    """A Parquet source of a trait: ``value_column`` holds each member's value."""
+
+    value_column: str = Field(min_length=1)
+
+
+class SqlTraitSourceSpec(SqlSourceSpec):
+    """A query of a trait: one row per member, ``value_column`` holding the value."""
+
+    value_column: str = Field(default="value", min_length=1)
+
+
+class SegmentEventsTraitSourceSpec(SegmentEventsSourceSpec):
+    """Segment archives: each profile's latest Identify ``traits.<trait>`` (default: the key)."""
+
+    trait: str | None = Field(default=None, min_length=1)
+
+
+TraitSourceSpec = Annotated[
+    CsvTraitSourceSpec | ParquetTraitSourceSpec | SqlTraitSourceSpec | SegmentEventsTraitSourceSpec,
+    Field(discriminator="kind"),
+]

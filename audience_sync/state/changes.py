@@ -60,6 +60,49 @@ def plan_batches(
     )
 
 
+def plan_value_batches(
+    conn: Connection, *, run_id: int, audience_id: int, batches: Iterable[pa.RecordBatch]
+) -> int:
+    """Plan a trait's ``(email, action, value)`` rows (``set`` with its value, ``clear``)."""
+    rows = rows_of(batches, before=(run_id, audience_id), after=(ChangeStatus.PLANNED.value,))
+    return insert_batches(
+        conn, run_changes, ["run_id", "audience_id", "email", "action", "value", "status"], rows
+    )
+
+
+def record_invalid_values(
+    conn: Connection, *, run_id: int, audience_id: int, batches: Iterable[pa.RecordBatch]
+) -> int:
+    """A trait's ``(email, reason)`` contacts whose value cannot be sent: each reported as a
+    ``set`` change ``skipped`` with reason ``invalid value: <reason>``, never sent (no import)
+    and never parked. The value itself is not stored."""
+    total = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        reasons = pc.binary_join_element_wise(
+            pa.scalar("invalid value: "), batch.column(1).cast(pa.string()), ""
+        )
+        relabelled = pa.RecordBatch.from_arrays(
+            [batch.column(0), reasons], names=["email", "reason"]
+        )
+        rows = rows_of(
+            [relabelled],
+            before=(run_id, audience_id, "set"),
+            after=(ChangeStatus.SKIPPED.value,),
+        )
+        total += insert_batches(
+            conn,
+            run_changes,
+            ["run_id", "audience_id", "action", "email", "reason", "status"],
+            rows,
+        )
+    return total
+
+
 def plan_rows(conn: Connection, *, run_id: int, audience_id: int, rows: ChangeRows) -> int:
     """Plan every ``(email, action)`` row."""
     source = rows.subquery()

@@ -96,14 +96,18 @@ def settle_import(
 def _advance_memberships(
     conn: Connection, import_row_id: int, run_id: int, audience_id: int
 ) -> None:
-    """Confirmed changes set ``value``; ``desired`` (the snapshot's say) is left as it is."""
+    """Confirmed changes set ``value`` (a trait's ``clear`` sets NULL); ``desired`` (the
+    snapshot's say) is left as it is."""
     confirmed = select(run_changes.c.email).where(
         run_changes.c.import_id == import_row_id, run_changes.c.status == ChangeStatus.CONFIRMED
     )
     conn.execute(
         text(
             "INSERT INTO memberships (audience_id, email, value, confirmed_run_id, confirmed_at) "
-            "SELECT :a, email, action, :r, :at FROM run_changes "
+            # An audience confirms its CheckBox value (the action); a trait the value it set,
+            # or none once cleared.
+            "SELECT :a, email, CASE WHEN action IN ('on', 'off') THEN action ELSE value END, "
+            ":r, :at FROM run_changes "
             "WHERE import_id = :i AND status = :confirmed "
             "ON CONFLICT (audience_id, email) DO UPDATE SET value = excluded.value, "
             "confirmed_run_id = excluded.confirmed_run_id, confirmed_at = excluded.confirmed_at"

@@ -56,9 +56,10 @@ def snapshot_run(conn: Connection, audience_id: int) -> int | None:
     return int(value) if value is not None else None
 
 
-def apply_deltas(conn: Connection, *, run_id: int, audience_id: int) -> None:
+def apply_deltas(conn: Connection, *, run_id: int, audience_id: int, values: bool = False) -> None:
     """The audience finished ``done`` in ``run_id``: its snapshot becomes the desired state.
 
+    ``values``: a computed trait, whose desired values are any text (NULL: not in the source).
     Also forgets deltas of earlier runs of this audience that never finished (never applied).
     """
     params = {"r": run_id, "a": audience_id}
@@ -77,7 +78,9 @@ def apply_deltas(conn: Connection, *, run_id: int, audience_id: int) -> None:
     dropped = select(snapshot_deltas.c.email).where(
         snapshot_deltas.c.run_id == run_id,
         snapshot_deltas.c.audience_id == audience_id,
-        snapshot_deltas.c.desired.is_distinct_from(ON),
+        snapshot_deltas.c.desired.is_(None)
+        if values
+        else snapshot_deltas.c.desired.is_distinct_from(ON),
     )
     conn.execute(
         delete(memberships).where(

@@ -48,10 +48,11 @@ def changes_in_order(
     audience_id: int,
     *,
     status: ChangeStatus = ChangeStatus.PLANNED,
-) -> CursorResult[tuple[str, str]]:
-    """Stream ``(email, action)`` rows of a run's changes in email order."""
+) -> CursorResult[tuple[str, str, str | None]]:
+    """Stream ``(email, action, value)`` rows of a run's changes in email order (``value``:
+    a trait's value to set, else NULL)."""
     query = (
-        select(run_changes.c.email, run_changes.c.action)
+        select(run_changes.c.email, run_changes.c.action, run_changes.c.value)
         .where(
             run_changes.c.run_id == run_id,
             run_changes.c.audience_id == audience_id,

@@ -24,10 +24,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CompoundSelect, Exists
 
 from audience_sync.state import changes, desired
-from audience_sync.state.statuses import ChangeAction
+from audience_sync.state.statuses import ChangeAction, ChangeStatus
 from audience_sync.state.tables import (
     listrak_values,
     memberships,
+    run_changes,
 )
 
 CATEGORIES: dict[str, str] = {
@@ -63,6 +64,7 @@ class AudienceDrift:
     subscribed_read: int
     counts: dict[str, int] = field(default_factory=dict)
     samples: dict[str, list[SampleRow]] = field(default_factory=dict)
+    trait: bool = False  # a computed trait: members/confirmed_on/on_in_listrak count values
 
     @property
     def total(self) -> int:
@@ -184,7 +186,9 @@ def plan_repair(conn: Connection, *, run_id: int, audience_id: int) -> None:
         changes.plan_rows(conn, run_id=run_id, audience_id=audience_id, rows=sets.category(name))
 
 
-def _describe(conn: Connection, sets: _Sets, emails: Sequence[str]) -> list[SampleRow]:
+def _describe(
+    conn: Connection, sets: _Sets, emails: Sequence[str], *, trait: bool = False
+) -> list[SampleRow]:
     if not emails:
         return []
     lv = listrak_values
@@ -206,7 +210,9 @@ def _describe(conn: Connection, sets: _Sets, emails: Sequence[str]) -> list[Samp
         conn.execute(
             select(memberships.c.email).where(
                 memberships.c.audience_id == sets.audience_id,
-                memberships.c.desired == ChangeAction.ON,
+                memberships.c.desired.is_not(None)
+                if trait
+                else memberships.c.desired == ChangeAction.ON,
                 memberships.c.email.in_(emails),
             )
         ).scalars()
@@ -224,3 +230,109 @@ def _describe(conn: Connection, sets: _Sets, emails: Sequence[str]) -> list[Samp
 
 def _count(conn: Connection, query: Select[tuple[str]]) -> int:
     return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+
+
+# --- computed traits -----------------------------------------------------------------------
+#
+# Over the subscribed contacts read back (their values formatted as the planner formats them),
+# for the contacts of the latest snapshot a run acted on (``memberships.desired``, a value):
+#
+#   value_differs   L differs from the snapshot's value (or is empty)  -> set the value
+#   stale_state     L already right, the confirmed value differs       -> re-send (re-confirms)
+#
+# Contacts outside the snapshot are not compared (a trait clears them only with clear_missing).
+
+TRAIT_CATEGORIES: dict[str, str] = {
+    "value_differs": "value in Listrak differs from the snapshot's",
+    "stale_state": "Listrak right, confirmed value differs",
+}
+TRAIT_FIX: dict[str, str] = {"value_differs": ChangeAction.SET, "stale_state": "re-send"}
+
+ValueRows = Select[tuple[str, str, str]]
+
+
+def _trait_category(audience_id: int, name: str) -> ValueRows:
+    """``(email, 'set', value)`` rows of one category, each email once."""
+    m = memberships
+    lv = listrak_values.alias("lv")
+    read = (
+        select(lv.c.email, func.max(lv.c.value).label("value"))
+        .where(lv.c.audience_id == audience_id)
+        .group_by(lv.c.email)
+        .subquery("read")
+    )
+    query = (
+        select(m.c.email, literal(ChangeAction.SET.value), m.c.desired)
+        .join(read, read.c.email == m.c.email)
+        .where(m.c.audience_id == audience_id, m.c.desired.is_not(None))
+    )
+    if name == "value_differs":
+        return query.where(read.c.value != m.c.desired)
+    if name == "stale_state":
+        return query.where(read.c.value == m.c.desired, m.c.value.is_distinct_from(m.c.desired))
+    raise ValueError(f"unknown drift category {name!r}")
+
+
+def measure_trait(conn: Connection, audience_id: int, snapshot_run: int) -> AudienceDrift:
+    """A trait's drift: counts and a small sample per category (see above)."""
+    m = memberships
+    lv = listrak_values
+    report = AudienceDrift(
+        audience_id=audience_id,
+        snapshot_run=snapshot_run,
+        members=_count(
+            conn, select(m.c.email).where(m.c.audience_id == audience_id, m.c.desired.is_not(None))
+        ),
+        confirmed_on=_count(
+            conn, select(m.c.email).where(m.c.audience_id == audience_id, m.c.value.is_not(None))
+        ),
+        on_in_listrak=_count(
+            conn,
+            select(lv.c.email).where(lv.c.audience_id == audience_id, lv.c.value != "").distinct(),
+        ),
+        subscribed_read=_count(
+            conn, select(lv.c.email).where(lv.c.audience_id == audience_id).distinct()
+        ),
+        trait=True,
+    )
+    sets = _Sets(audience_id)
+    for name in TRAIT_CATEGORIES:
+        rows = _trait_category(audience_id, name).subquery()
+        report.counts[name] = _count(conn, select(rows.c.email))
+        emails = (
+            conn.execute(select(rows.c.email).order_by(rows.c.email).limit(SAMPLE_SIZE))
+            .scalars()
+            .all()
+        )
+        report.samples[name] = _describe(conn, sets, list(emails), trait=True)
+    return report
+
+
+def plan_trait_repair(conn: Connection, *, run_id: int, audience_id: int) -> int:
+    """Plan every drifted trait contact's fix: set the snapshot's value again."""
+    total = 0
+    for name in TRAIT_CATEGORIES:
+        rows = _trait_category(audience_id, name).subquery()
+        result = conn.execute(
+            run_changes.insert().from_select(
+                ["run_id", "audience_id", "email", "action", "value", "status"],
+                select(
+                    literal(run_id),
+                    literal(audience_id),
+                    rows.c.email,
+                    rows.c[1],
+                    rows.c[2],
+                    literal(ChangeStatus.PLANNED.value),
+                ).where(
+                    not_(
+                        exists().where(
+                            run_changes.c.run_id == run_id,
+                            run_changes.c.audience_id == audience_id,
+                            run_changes.c.email == rows.c.email,
+                        )
+                    )
+                ),
+            )
+        )
+        total += int(result.rowcount)
+    return total

@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from audience_sync.errors import StateError
+from audience_sync.errors import ConfigError, StateError
 from audience_sync.redaction import one_line_or_none
 from audience_sync.state import changes
 from audience_sync.state.db import utcnow
 from audience_sync.state.statuses import (
     OPEN_IMPORT_STATUSES,
+    AudienceKind,
     AudienceStatus,
     ChangeStatus,
     ImportStatus,
@@ -62,16 +63,39 @@ def open_imports_of(conn: Connection, audience_id: int, *, before_run: int) -> l
     return [int(r) for r in rows.scalars()]
 
 
+def audience_id(conn: Connection, key: str) -> int | None:
+    value = conn.execute(select(audiences.c.id).where(audiences.c.key == key)).scalar()
+    return int(value) if value is not None else None
+
+
 def upsert_audience(
-    conn: Connection, *, key: str, list_id: int, field_id: int | None, source: str
+    conn: Connection,
+    *,
+    key: str,
+    list_id: int,
+    field_id: int | None,
+    source: str,
+    kind: AudienceKind = AudienceKind.AUDIENCE,
 ) -> int:
+    """The unit of work's row (audience or computed trait). A key already used by the other
+    kind is refused (the run stops before sending anything): its confirmed values mean
+    something else (CheckBox on/off, or a trait's values)."""
     now = utcnow()
-    existing = conn.execute(select(audiences.c.id).where(audiences.c.key == key)).scalar()
+    found = conn.execute(
+        select(audiences.c.id, audiences.c.kind).where(audiences.c.key == key)
+    ).first()
+    existing = found[0] if found is not None else None
+    if found is not None and found[1] != kind:
+        raise ConfigError(
+            f"{key!r} was synced as {'an' if found[1] == 'audience' else 'a'} {found[1]} "
+            f"before; a {kind} needs a key of its own"
+        )
     values = {
         "list_id": list_id,
         "profile_field_id": field_id,
         "source_description": source,
         "updated_at": now,
+        "kind": kind.value,
     }
     if existing is not None:
         conn.execute(update(audiences).where(audiences.c.id == existing).values(**values))

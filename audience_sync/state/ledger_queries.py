@@ -20,6 +20,7 @@ from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, func
 from audience_sync.state.statuses import (
     OPEN_IMPORT_STATUSES,
     UNRESOLVED_CHANGE_STATUSES,
+    AudienceKind,
     ChangeAction,
     ChangeStatus,
     RunTrigger,
@@ -43,8 +44,35 @@ def run_exists(run_id: int) -> Select[Any]:
     return select(sync_runs.c.id).where(sync_runs.c.id == run_id)
 
 
-def audience_keys() -> Select[Any]:
-    return select(audiences.c.key).order_by(audiences.c.key)
+def audience_keys(kind: AudienceKind = AudienceKind.AUDIENCE) -> Select[Any]:
+    return select(audiences.c.key).where(audiences.c.kind == kind).order_by(audiences.c.key)
+
+
+def trait_values(*, trait: str, as_of_run: int | None) -> Select[Any]:
+    """A computed trait's values as Listrak had confirmed them after ``as_of_run``: per
+    email, the latest confirmed change up to that run, when it set a value (not a clear)."""
+    latest_first = func.row_number().over(
+        partition_by=run_changes.c.email, order_by=run_changes.c.run_id.desc()
+    )
+    confirmed = (
+        select(
+            run_changes.c.email,
+            run_changes.c.action,
+            run_changes.c.value,
+            run_changes.c.run_id,
+            latest_first.label("recency"),
+        )
+        .join(audiences, audiences.c.id == run_changes.c.audience_id)
+        .where(audiences.c.key == trait, run_changes.c.status == ChangeStatus.CONFIRMED)
+    )
+    if as_of_run is not None:
+        confirmed = confirmed.where(run_changes.c.run_id <= as_of_run)
+    latest = confirmed.subquery("latest")
+    return (
+        select(latest.c.email, latest.c.value, latest.c.run_id.label("confirmed_run_id"))
+        .where(latest.c.recency == 1, latest.c.action == ChangeAction.SET)
+        .order_by(latest.c.email)
+    )
 
 
 def runs(*, newest: int | None = None, with_process: bool = False) -> Select[Any]:
@@ -86,6 +114,7 @@ def run_audiences_of(run_id: int) -> Select[Any]:
             run_audiences.c.unchanged_count.label("unchanged"),
             run_audiences.c.parked_count.label("parked"),
             run_audiences.c.error,
+            audiences.c.kind,
         )
         .join(audiences, audiences.c.id == run_audiences.c.audience_id)
         .where(run_audiences.c.run_id == run_id)

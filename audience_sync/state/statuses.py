@@ -52,10 +52,20 @@ class ChangeStatus(StrEnum):
 
 
 class ChangeAction(StrEnum):
-    """``run_changes.action`` and ``parked_contacts.action``: the CheckBox value to send."""
+    """``run_changes.action`` and ``parked_contacts.action``: the CheckBox value to send
+    (audiences), or a computed trait's value to set (``run_changes.value``) or clear."""
 
     ON = "on"
     OFF = "off"
+    SET = "set"
+    CLEAR = "clear"
+
+
+class AudienceKind(StrEnum):
+    """``audiences.kind``: an audience (a CheckBox field) or a computed trait (a typed field)."""
+
+    AUDIENCE = "audience"
+    TRAIT = "trait"
 
 
 class ImportStatus(StrEnum):

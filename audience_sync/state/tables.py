@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 
 from audience_sync.state.statuses import (
+    AudienceKind,
     AudienceStatus,
     ChangeAction,
     ChangeStatus,
@@ -67,6 +68,8 @@ audiences = Table(
     Column("updated_at", TS, nullable=False),
     # The run whose snapshot ``memberships.desired`` holds (the one ``verify`` compares with).
     Column("snapshot_run_id", Integer, nullable=True),
+    Column("kind", String(10), nullable=False, server_default=AudienceKind.AUDIENCE.value),
+    one_of("kind", AudienceKind),
 )
 
 sync_runs = Table(
@@ -145,7 +148,7 @@ parked_contacts = Table(
     metadata,
     Column("audience_id", Integer, ForeignKey("audiences.id"), primary_key=True),
     Column("email", String(EMAIL_LENGTH), primary_key=True),
-    Column("action", String(3), nullable=False),
+    Column("action", String(5), nullable=False),
     Column("reason", String(100), nullable=False),
     Column("run_id", Integer, nullable=False),
     Column("parked_at", TS, nullable=False),
@@ -188,10 +191,12 @@ run_changes = Table(
     Column("run_id", Integer, ForeignKey("sync_runs.id"), primary_key=True),
     Column("audience_id", Integer, ForeignKey("audiences.id"), primary_key=True),
     Column("email", String(EMAIL_LENGTH), primary_key=True),
-    Column("action", String(3), nullable=False),
+    Column("action", String(5), nullable=False),
     Column("status", String(20), nullable=False),
     Column("reason", String(200), nullable=True),
     Column("import_id", Integer, ForeignKey("listrak_imports.id"), nullable=True),
+    # A trait's ``set``: the formatted value to send (NULL for audiences and ``clear``).
+    Column("value", String(VALUE_LENGTH), nullable=True),
     Index("ix_run_changes_import_id", "import_id"),
     Index("ix_run_changes_audience_email", "audience_id", "email"),
     one_of("action", ChangeAction),
@@ -229,7 +234,7 @@ listrak_values = Table(
     metadata,
     Column("audience_id", Integer, nullable=False),
     Column("email", String(EMAIL_LENGTH), nullable=False),
-    Column("value", String(50), nullable=False),
+    Column("value", String(VALUE_LENGTH), nullable=False),
     Index("ix_listrak_values_audience_email", "audience_id", "email"),
 )
 

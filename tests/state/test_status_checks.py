@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from audience_sync.state import migrate
 from audience_sync.state.db import make_engine, utcnow
 from audience_sync.state.statuses import (
+    AudienceKind,
     AudienceStatus,
     ChangeAction,
     ChangeStatus,
@@ -43,8 +44,16 @@ EXPECTED: dict[str, type[StrEnum]] = {
     "ck_listrak_imports_status": ImportStatus,
     "ck_run_changes_action": ChangeAction,
     "ck_run_changes_status": ChangeStatus,
+    "ck_audiences_kind": AudienceKind,
 }
-CHECKED_TABLES = ("sync_runs", "run_audiences", "parked_contacts", "listrak_imports", "run_changes")
+CHECKED_TABLES = (
+    "audiences",
+    "sync_runs",
+    "run_audiences",
+    "parked_contacts",
+    "listrak_imports",
+    "run_changes",
+)
 BEFORE_CHECKS = "0003"
 DATA_TABLES = (
     "audiences",

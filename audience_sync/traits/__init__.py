@@ -1,0 +1,1 @@
+"""Computed traits: Engage trait values written to typed Listrak profile fields (issue 16)."""
