@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from audience_sync.checkpoints import checkpoint
 from audience_sync.config import AppConfig, AudienceSettings, TraitSettings
-from audience_sync.errors import AudienceSyncError, ListrakError, SourceError
+from audience_sync.errors import AudienceSyncError, ListrakError, SourceError, StopRunError
 from audience_sync.guards import check_guards, check_trait_guards
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.pipeline.context import AudienceRun, RunContext
@@ -202,28 +202,37 @@ class SourcePlanner:
             fail_audience(ctx, run, "no profile_field_id; run `audience-sync setup` first")
             return
         source = self._trait_sources[trait.key]
+        import duckdb
+
+        from audience_sync.plan.engine import planning_error
         from audience_sync.plan.traits import TraitSnapshot
         from audience_sync.plan.writer import plan_trait_snapshot
 
-        with planner_workspace(ctx) as settings, TraitSnapshot(settings) as snapshot:
+        with planner_workspace(ctx) as settings:
             try:
-                if isinstance(source, SourceError):
-                    raise source
-                spec = trait_spec(ctx, trait)
-                rows_read, invalid = read_trait_source(ctx, run, source, spec, snapshot)
+                with TraitSnapshot(settings) as snapshot:
+                    if isinstance(source, SourceError):
+                        raise source
+                    spec = trait_spec(ctx, trait)
+                    rows_read, invalid = read_trait_source(ctx, run, source, spec, snapshot)
+                    checkpoint("staged")
+                    counts = plan_trait_snapshot(
+                        ctx.engine,
+                        snapshot,
+                        run_id=ctx.run_id,
+                        audience_id=run.audience_id,
+                        full=full,
+                        clear_missing=trait.clear_missing,
+                        parked_before=utcnow() - ctx.config.settings.sync.retry_skipped_after,
+                    )
+            except StopRunError:
+                raise
             except (SourceError, ListrakError) as exc:
                 fail_audience(ctx, run, str(exc))
                 return
-            checkpoint("staged")
-            counts = plan_trait_snapshot(
-                ctx.engine,
-                snapshot,
-                run_id=ctx.run_id,
-                audience_id=run.audience_id,
-                full=full,
-                clear_missing=trait.clear_missing,
-                parked_before=utcnow() - ctx.config.settings.sync.retry_skipped_after,
-            )
+            except duckdb.Error as exc:
+                fail_audience(ctx, run, str(planning_error(exc, settings)))
+                return
         for reason, count in counts.invalid.items():
             key = f"value:{reason}"
             invalid[key] = invalid.get(key, 0) + count
