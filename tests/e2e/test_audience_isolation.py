@@ -7,14 +7,24 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, text
 
 from audience_sync.sandbox.settings import DropNextPost, FailNext
 from audience_sync.state import migrate
 from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.tables import listrak_imports, metadata
+from tests.conftest import backend_url
 from tests.crash.helpers import assert_in_step, confirmed_by_audience, run_cli
 from tests.harness import LIST_ID, QUICK_IMPORT_SECONDS, Harness
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Both backends; PostgreSQL's cases (the slowest here) run in `make test-slow`,
+    which keeps `make test` under four minutes. CI runs both."""
+    return backend_url(request)
+
 
 KEYS = ("alpha", "beta", "gamma")
 FIELDS = {"alpha": 501, "beta": 502, "gamma": 503}

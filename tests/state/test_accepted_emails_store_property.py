@@ -12,6 +12,7 @@ import base64
 import csv
 import io
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
@@ -25,6 +26,15 @@ from audience_sync.state import ledger
 from audience_sync.state.db import utcnow
 from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import memberships, run_changes, snapshot_deltas
+from tests.conftest import backend_url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Both backends; PostgreSQL's cases (the slowest here) run in `make test-slow`,
+    which keeps `make test` under four minutes. CI runs both."""
+    return backend_url(request)
+
 
 _ANY_TEXT = st.text(st.characters(codec=None), min_size=1, max_size=12)
 _LABEL = st.one_of(st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), _ANY_TEXT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
@@ -15,7 +16,16 @@ from audience_sync.state import changes, ledger
 from audience_sync.state.db import utcnow
 from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import memberships, metadata, run_changes
+from tests.conftest import backend_url
 from tests.state.settling import settle_run
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Both backends; PostgreSQL's cases (the slowest here) run in `make test-slow`,
+    which keeps `make test` under four minutes. CI runs both."""
+    return backend_url(request)
+
 
 EMAILS = [f"p{i}@example.com" for i in range(10)]
 VOCABULARY = changes.ResultVocabulary(accepted=["Updated"], skipped=["NotSubscribed"])
