@@ -72,19 +72,7 @@ class SourcePlanner:
         except SourceError as exc:
             source = exc
         self._sources[audience.key] = source
-        description = (
-            f"unusable source: {source}" if isinstance(source, SourceError) else source.describe()
-        )
-        with ctx.engine.begin() as conn:
-            audience_id = ledger.upsert_audience(
-                conn,
-                key=audience.key,
-                list_id=audience.list_id,
-                field_id=audience.profile_field_id,
-                source=description,
-            )
-            ledger.start_run_audience(conn, ctx.run_id, audience_id, source=description)
-        return AudienceRun(settings=audience, audience_id=audience_id)
+        return _start_unit(ctx, audience, source, AudienceKind.AUDIENCE)
 
     def _register_trait(self, ctx: RunContext, trait: TraitSettings) -> AudienceRun:
         # Imported here: trait sources load pandas and pyarrow, which `--help` never needs.
@@ -97,20 +85,7 @@ class SourcePlanner:
         except SourceError as exc:
             source = exc
         self._trait_sources[trait.key] = source
-        description = (
-            f"unusable source: {source}" if isinstance(source, SourceError) else source.describe()
-        )
-        with ctx.engine.begin() as conn:
-            audience_id = ledger.upsert_audience(
-                conn,
-                key=trait.key,
-                list_id=trait.list_id,
-                field_id=trait.profile_field_id,
-                source=description,
-                kind=AudienceKind.TRAIT,
-            )
-            ledger.start_run_audience(conn, ctx.run_id, audience_id, source=description)
-        return AudienceRun(settings=trait, audience_id=audience_id)
+        return _start_unit(ctx, trait, source, AudienceKind.TRAIT)
 
     def plan(self, ctx: RunContext, run: AudienceRun, *, full: bool) -> None:
         audience = run.settings
@@ -362,6 +337,29 @@ def read_trait_source(
             rows_read += batch.num_rows
             bar.update(batch.num_rows)
     return rows_read, invalid
+
+
+def _start_unit(
+    ctx: RunContext,
+    settings: AudienceSettings | TraitSettings,
+    source: MemberSource | TraitSource | SourceError,
+    kind: AudienceKind,
+) -> AudienceRun:
+    """Record an audience or trait (and its source, or why it is unusable) on this run."""
+    description = (
+        f"unusable source: {source}" if isinstance(source, SourceError) else source.describe()
+    )
+    with ctx.engine.begin() as conn:
+        audience_id = ledger.upsert_audience(
+            conn,
+            key=settings.key,
+            list_id=settings.list_id,
+            field_id=settings.profile_field_id,
+            source=description,
+            kind=kind,
+        )
+        ledger.start_run_audience(conn, ctx.run_id, audience_id, source=description)
+    return AudienceRun(settings=settings, audience_id=audience_id)
 
 
 @contextmanager

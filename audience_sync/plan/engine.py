@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 import pyarrow as pa
@@ -92,13 +92,10 @@ def planning_error(exc: duckdb.Error, settings: EngineSettings) -> PlanningError
     return PlanningError(f"planning failed in DuckDB ({type(exc).__name__})")
 
 
-class SnapshotPlan:
-    """A DuckDB connection holding one audience's snapshot and the sets it is diffed against.
-
-    Use as a context manager; :meth:`add` the normalised batches, :meth:`load_state`, then
-    :meth:`compute`, and stream the results with :meth:`changes`, :meth:`deltas`,
-    :meth:`unparked`.
-    """
+class DuckSession:
+    """One in-process DuckDB connection configured from :class:`EngineSettings` (memory cap,
+    spill directory, threads), closed as a context manager; results stream as Arrow once
+    ``compute()`` has run. Audience and trait plans build on it."""
 
     def __init__(self, settings: EngineSettings) -> None:
         config: dict[str, str | bool | int | float | list[str]] = {
@@ -112,10 +109,9 @@ class SnapshotPlan:
             config["temp_directory"] = str(settings.temp_directory)
         self.duck = duckdb.connect(":memory:", config=config)
         self._settings = settings
-        self.duck.execute("CREATE TABLE raw (email VARCHAR)")
         self._computed = False
 
-    def __enter__(self) -> SnapshotPlan:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -128,6 +124,34 @@ class SnapshotPlan:
 
     def close(self) -> None:
         self.duck.close()
+
+    def _one(self, sql: str) -> tuple[Any, ...]:
+        rows = self.duck.execute(sql).fetchall()
+        assert len(rows) == 1, "an aggregate returns one row"
+        return tuple(rows[0])
+
+    def _stream(self, sql: str) -> Iterator[pa.RecordBatch]:
+        assert self._computed, "compute() first"
+        relation = self.duck.sql(sql)
+        # Newer DuckDB releases name it to_arrow_reader; older ones fetch_arrow_reader.
+        to_reader = getattr(relation, "to_arrow_reader", None) or getattr(
+            relation, "fetch_arrow_reader", None
+        )
+        assert to_reader is not None, "DuckDB streams results as Arrow"
+        yield from to_reader(BATCH_ROWS)
+
+
+class SnapshotPlan(DuckSession):
+    """A DuckDB connection holding one audience's snapshot and the sets it is diffed against.
+
+    Use as a context manager; :meth:`add` the normalised batches, :meth:`load_state`, then
+    :meth:`compute`, and stream the results with :meth:`changes`, :meth:`deltas`,
+    :meth:`unparked`.
+    """
+
+    def __init__(self, settings: EngineSettings) -> None:
+        super().__init__(settings)
+        self.duck.execute("CREATE TABLE raw (email VARCHAR)")
 
     def add(self, emails: pa.Array) -> None:
         """One batch of normalised emails (repeats across batches are collapsed later)."""
@@ -266,11 +290,6 @@ class SnapshotPlan:
                 {"parts": parts, "part": part},
             )
 
-    def _one(self, sql: str) -> tuple[Any, ...]:
-        rows = self.duck.execute(sql).fetchall()
-        assert len(rows) == 1, "an aggregate returns one row"
-        return tuple(rows[0])
-
     def changes(self) -> Iterator[pa.RecordBatch]:
         """``(email, action)`` batches to plan, the diff's and reconcile's, in email order."""
         return self._stream(
@@ -285,13 +304,3 @@ class SnapshotPlan:
     def unparked(self) -> Iterator[pa.RecordBatch]:
         """``(email, action)`` batches of parked skips that no longer apply."""
         return self._stream("SELECT email, action FROM unpark ORDER BY email")
-
-    def _stream(self, sql: str) -> Iterator[pa.RecordBatch]:
-        assert self._computed, "compute() first"
-        relation = self.duck.sql(sql)
-        # Newer DuckDB releases name it to_arrow_reader; older ones fetch_arrow_reader.
-        to_reader = getattr(relation, "to_arrow_reader", None) or getattr(
-            relation, "fetch_arrow_reader", None
-        )
-        assert to_reader is not None, "DuckDB streams results as Arrow"
-        yield from to_reader(BATCH_ROWS)

@@ -24,15 +24,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Any
 
-import duckdb
 import pyarrow as pa
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 
-from audience_sync.plan.engine import BATCH_ROWS, PARKED, EngineSettings
+from audience_sync.plan.engine import PARKED, DuckSession, EngineSettings
 from audience_sync.plan.state_io import load_query
 from audience_sync.state.statuses import ChangeAction
 from audience_sync.state.tables import TS
@@ -70,7 +67,7 @@ class TraitCounts:
         return self.valid - self.planned_set - self.parked_set
 
 
-class TraitSnapshot:
+class TraitSnapshot(DuckSession):
     """A DuckDB connection holding one trait's snapshot and the state it is diffed against.
 
     Use as a context manager: :meth:`add` the formatted batches, :meth:`load_state` (or
@@ -79,32 +76,8 @@ class TraitSnapshot:
     """
 
     def __init__(self, settings: EngineSettings) -> None:
-        config: dict[str, str | bool | int | float | list[str]] = {
-            "memory_limit": settings.memory_limit,
-            "preserve_insertion_order": False,
-        }
-        if settings.threads is not None:
-            config["threads"] = settings.threads
-        if settings.temp_directory is not None:
-            settings.temp_directory.mkdir(parents=True, exist_ok=True)
-            config["temp_directory"] = str(settings.temp_directory)
-        self.duck = duckdb.connect(":memory:", config=config)
+        super().__init__(settings)
         self.duck.execute("CREATE TABLE raw (email VARCHAR, value VARCHAR, reason VARCHAR)")
-        self._computed = False
-
-    def __enter__(self) -> TraitSnapshot:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.duck.close()
 
     def add(self, emails: pa.Array, values: pa.Array, reasons: pa.Array) -> None:
         """One batch: normalised emails (no nulls), each with its formatted value or the
@@ -245,11 +218,6 @@ class TraitSnapshot:
             fingerprint=str(fingerprint),
         )
 
-    def _one(self, sql: str) -> tuple[Any, ...]:
-        rows = self.duck.execute(sql).fetchall()
-        assert len(rows) == 1, "an aggregate returns one row"
-        return tuple(rows[0])
-
     def changes(self) -> Iterator[pa.RecordBatch]:
         """``(email, action, value)`` batches to plan, in email order."""
         return self._stream("SELECT email, action, value FROM changes ORDER BY email")
@@ -265,15 +233,6 @@ class TraitSnapshot:
     def unparked(self) -> Iterator[pa.RecordBatch]:
         """``(email, action)`` batches of parked skips that no longer apply."""
         return self._stream("SELECT email, action FROM unpark ORDER BY email")
-
-    def _stream(self, sql: str) -> Iterator[pa.RecordBatch]:
-        assert self._computed, "compute() first"
-        relation = self.duck.sql(sql)
-        to_reader = getattr(relation, "to_arrow_reader", None) or getattr(
-            relation, "fetch_arrow_reader", None
-        )
-        assert to_reader is not None, "DuckDB streams results as Arrow"
-        yield from to_reader(BATCH_ROWS)
 
 
 def _duck(kind: pa.DataType) -> str:
