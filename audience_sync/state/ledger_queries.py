@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, func, or_, select, true
+from sqlalchemy.sql.selectable import Subquery
 
 from audience_sync.state.statuses import (
     OPEN_IMPORT_STATUSES,
@@ -51,23 +52,7 @@ def audience_keys(kind: AudienceKind = AudienceKind.AUDIENCE) -> Select[Any]:
 def trait_values(*, trait: str, as_of_run: int | None) -> Select[Any]:
     """A computed trait's values as Listrak had confirmed them after ``as_of_run``: per
     email, the latest confirmed change up to that run, when it set a value (not a clear)."""
-    latest_first = func.row_number().over(
-        partition_by=run_changes.c.email, order_by=run_changes.c.run_id.desc()
-    )
-    confirmed = (
-        select(
-            run_changes.c.email,
-            run_changes.c.action,
-            run_changes.c.value,
-            run_changes.c.run_id,
-            latest_first.label("recency"),
-        )
-        .join(audiences, audiences.c.id == run_changes.c.audience_id)
-        .where(audiences.c.key == trait, run_changes.c.status == ChangeStatus.CONFIRMED)
-    )
-    if as_of_run is not None:
-        confirmed = confirmed.where(run_changes.c.run_id <= as_of_run)
-    latest = confirmed.subquery("latest")
+    latest = _latest_confirmed(key=trait, as_of_run=as_of_run)
     return (
         select(latest.c.email, latest.c.value, latest.c.run_id.label("confirmed_run_id"))
         .where(latest.c.recency == 1, latest.c.action == ChangeAction.SET)
@@ -192,22 +177,7 @@ def change_counts(*, run_id: int | None, audience: str | None) -> Select[Any]:
 
 def membership(*, audience: str, as_of_run: int | None) -> Select[Any]:
     """Emails whose latest confirmed change up to ``as_of_run`` turned them ``on``."""
-    latest_first = func.row_number().over(
-        partition_by=run_changes.c.email, order_by=run_changes.c.run_id.desc()
-    )
-    confirmed = (
-        select(
-            run_changes.c.email,
-            run_changes.c.action,
-            run_changes.c.run_id,
-            latest_first.label("recency"),
-        )
-        .join(audiences, audiences.c.id == run_changes.c.audience_id)
-        .where(audiences.c.key == audience, run_changes.c.status == ChangeStatus.CONFIRMED)
-    )
-    if as_of_run is not None:
-        confirmed = confirmed.where(run_changes.c.run_id <= as_of_run)
-    latest = confirmed.subquery("latest")
+    latest = _latest_confirmed(key=audience, as_of_run=as_of_run)
     return (
         select(latest.c.email, latest.c.run_id.label("confirmed_run_id"))
         .where(latest.c.recency == 1, latest.c.action == ChangeAction.ON)
@@ -489,3 +459,25 @@ def _change_filters(
 
 def _count_status(status: ChangeStatus) -> ColumnElement[int]:
     return func.sum(case((run_changes.c.status == status, 1), else_=0))
+
+
+def _latest_confirmed(*, key: str, as_of_run: int | None) -> Subquery:
+    """Each email's confirmed changes of one audience or trait up to ``as_of_run``, the latest
+    ranked ``recency = 1``."""
+    latest_first = func.row_number().over(
+        partition_by=run_changes.c.email, order_by=run_changes.c.run_id.desc()
+    )
+    confirmed = (
+        select(
+            run_changes.c.email,
+            run_changes.c.action,
+            run_changes.c.value,
+            run_changes.c.run_id,
+            latest_first.label("recency"),
+        )
+        .join(audiences, audiences.c.id == run_changes.c.audience_id)
+        .where(audiences.c.key == key, run_changes.c.status == ChangeStatus.CONFIRMED)
+    )
+    if as_of_run is not None:
+        confirmed = confirmed.where(run_changes.c.run_id <= as_of_run)
+    return confirmed.subquery("latest")
