@@ -147,25 +147,31 @@ class CsvSource(SourceBase[CsvSourceSpec]):
                 yield pa.array(frame[self._spec.email_column].tolist(), type=pa.string())
 
     def _check_header(self, path: Path) -> None:
-        try:
-            header = pd.read_csv(
-                path,
-                nrows=0,
-                sep=self._spec.delimiter,
-                encoding=self._spec.encoding,
-                compression="infer",
-            )
-        except pd.errors.EmptyDataError as exc:
-            raise SourceError(
-                f"audience {self._audience_key!r}: "
-                f"{shown_path(path, self._base_dir)} is empty (no header row)"
-            ) from exc
-        columns = [str(c) for c in header.columns]
+        columns = csv_header(
+            path,
+            delimiter=self._spec.delimiter,
+            encoding=self._spec.encoding,
+            owner=f"audience {self._audience_key!r}",
+            base_dir=self._base_dir,
+        )
         if self._spec.email_column not in columns:
             raise SourceError(
                 f"audience {self._audience_key!r}: {shown_path(path, self._base_dir)} has no "
                 f"column {self._spec.email_column!r} (columns: {', '.join(columns) or 'none'})"
             )
+
+
+def csv_header(
+    path: Path, *, delimiter: str, encoding: str, owner: str, base_dir: Path
+) -> list[str]:
+    """The column names of a CSV file; an empty file is a SourceError naming ``owner``."""
+    try:
+        header = pd.read_csv(path, nrows=0, sep=delimiter, encoding=encoding, compression="infer")
+    except pd.errors.EmptyDataError as exc:
+        raise SourceError(
+            f"{owner}: {shown_path(path, base_dir)} is empty (no header row)"
+        ) from exc
+    return [str(c) for c in header.columns]
 
 
 class ParquetSource(SourceBase[ParquetSourceSpec]):

@@ -44,7 +44,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from audience_sync.errors import SourceError
 from audience_sync.sources.base import SourceBase, SpecT
-from audience_sync.sources.files import CSV_BLOCK_SIZE, open_binary, resolve_paths
+from audience_sync.sources.files import CSV_BLOCK_SIZE, csv_header, open_binary, resolve_paths
 from audience_sync.sources.read_errors import reading, shown_path
 from audience_sync.sources.segment_events import read_messages
 from audience_sync.sources.segment_rules import _text, message_email, parse_timestamp
@@ -192,20 +192,14 @@ class CsvTraitSource(_TraitSourceBase[CsvTraitSourceSpec]):
                 )
 
     def _check_header(self, path: Path) -> None:
-        try:
-            header = pd.read_csv(
-                path,
-                nrows=0,
-                sep=self._spec.delimiter,
-                encoding=self._spec.encoding,
-                compression="infer",
-            )
-        except pd.errors.EmptyDataError as exc:
-            raise SourceError(
-                f"trait {self._audience_key!r}: "
-                f"{shown_path(path, self._base_dir)} is empty (no header row)"
-            ) from exc
-        self._missing_columns(path, [str(c) for c in header.columns], self._columns())
+        columns = csv_header(
+            path,
+            delimiter=self._spec.delimiter,
+            encoding=self._spec.encoding,
+            owner=f"trait {self._audience_key!r}",
+            base_dir=self._base_dir,
+        )
+        self._missing_columns(path, columns, self._columns())
 
 
 class ParquetTraitSource(_TraitSourceBase[ParquetTraitSourceSpec]):
