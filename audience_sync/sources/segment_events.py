@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from audience_sync.errors import SourceError
@@ -104,8 +104,15 @@ def _load(
     return {"files": len(paths), "events": messages}
 
 
+def scratch_engine(directory: Path) -> Engine:
+    """A SQLite database in ``directory`` for sorting events: scratch space, so no journal and
+    no fsync."""
+    engine = create_engine(f"sqlite:///{directory / 'events.db'}")
+    event.listen(engine, "connect", _fast_sqlite)
+    return engine
+
+
 def _fast_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    """The database is scratch space: no journal, no fsync."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=OFF")
     cursor.execute("PRAGMA synchronous=OFF")
@@ -127,8 +134,7 @@ class SegmentEventsSource(SourceBase[SegmentEventsSourceSpec]):
     def _read(self, chunk_size: int) -> Iterator[list[str | None]]:
         paths = resolve_paths(self._spec.path, self._base_dir, self._audience_key)
         with tempfile.TemporaryDirectory(prefix="audience-sync-events-") as scratch:
-            engine = create_engine(f"sqlite:///{Path(scratch) / 'events.db'}")
-            event.listen(engine, "connect", _fast_sqlite)
+            engine = scratch_engine(Path(scratch))
             try:
                 with engine.connect() as connection:
                     self._notes.update(

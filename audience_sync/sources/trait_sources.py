@@ -35,18 +35,17 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from audience_sync.errors import SourceError
 from audience_sync.sources.base import SourceBase, SpecT
-from audience_sync.sources.files import CSV_BLOCK_SIZE, csv_header, open_binary, resolve_paths
+from audience_sync.sources.csv_columns import CsvLayout, csv_batches
+from audience_sync.sources.files import resolve_paths
 from audience_sync.sources.read_errors import reading, shown_path
-from audience_sync.sources.segment_events import read_messages
+from audience_sync.sources.segment_events import read_messages, scratch_engine
 from audience_sync.sources.segment_rules import _text, message_email, parse_timestamp
 from audience_sync.sources.specs import (
     CsvTraitSourceSpec,
@@ -58,7 +57,6 @@ from audience_sync.sources.sql import describe_url, error_line, open_stream, war
 
 EMAIL = "email"
 VALUE = "value"
-_PANDAS_ONLY_SUFFIXES = frozenset({".zip", ".zst", ".tar"})
 
 
 class TraitSource(Protocol):
@@ -138,68 +136,18 @@ class CsvTraitSource(_TraitSourceBase[CsvTraitSourceSpec]):
     def _read_values(self, chunk_size: int) -> Iterator[pa.RecordBatch]:
         paths = resolve_paths(self._spec.path, self._base_dir, self._audience_key)
         self._notes["files"] = len(paths)
-        for path in paths:
-            with reading(path, base_dir=self._base_dir, audience_key=self._audience_key):
-                self._check_header(path)
-                if path.suffix.lower() in _PANDAS_ONLY_SUFFIXES:
-                    yield from self._pandas_batches(path, chunk_size)
-                else:
-                    yield from self._arrow_batches(path)
-
-    def _columns(self) -> list[str]:
-        return [self._spec.email_column, self._spec.value_column]
-
-    def _arrow_batches(self, path: Path) -> Iterator[pa.RecordBatch]:
-        email, value = self._columns()
-        with open_binary(path) as stream:
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(
-                    encoding=self._spec.encoding, block_size=CSV_BLOCK_SIZE
-                ),
-                parse_options=pacsv.ParseOptions(
-                    delimiter=self._spec.delimiter, newlines_in_values=True
-                ),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=[email, value],
-                    column_types={email: pa.string(), value: pa.string()},
-                    strings_can_be_null=True,
-                    null_values=[""],
-                    quoted_strings_can_be_null=True,
-                ),
-            )
-            for batch in reader:
-                yield _record_batch(batch.column(email), batch.column(value))
-
-    def _pandas_batches(self, path: Path, chunk_size: int) -> Iterator[pa.RecordBatch]:
-        email, value = self._columns()
-        reader = pd.read_csv(
-            path,
-            usecols=[email, value],
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            sep=self._spec.delimiter,
-            encoding=self._spec.encoding,
-            chunksize=chunk_size,
-            compression="infer",
-        )
-        with reader:
-            for frame in reader:
-                yield _record_batch(
-                    pa.array(frame[email].tolist(), type=pa.string(), from_pandas=True),
-                    pa.array(frame[value].tolist(), type=pa.string(), from_pandas=True),
-                )
-
-    def _check_header(self, path: Path) -> None:
-        columns = csv_header(
-            path,
+        layout = CsvLayout(
             delimiter=self._spec.delimiter,
             encoding=self._spec.encoding,
             owner=f"trait {self._audience_key!r}",
             base_dir=self._base_dir,
+            blank_is_null=True,
         )
-        self._missing_columns(path, columns, self._columns())
+        columns = [self._spec.email_column, self._spec.value_column]
+        for path in paths:
+            with reading(path, base_dir=self._base_dir, audience_key=self._audience_key):
+                for batch in csv_batches(path, layout, columns, chunk_size):
+                    yield _record_batch(batch.column(0), batch.column(1))
 
 
 class ParquetTraitSource(_TraitSourceBase[ParquetTraitSourceSpec]):
@@ -329,13 +277,6 @@ def trait_value(message: Mapping[str, Any], trait: str) -> tuple[bool, str | Non
     return True, json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _fast_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=OFF")
-    cursor.execute("PRAGMA synchronous=OFF")
-    cursor.close()
-
-
 class SegmentEventsTraitSource(_TraitSourceBase[SegmentEventsTraitSourceSpec]):
     """Each profile's latest Identify ``traits.<trait>`` from archived Segment messages.
 
@@ -353,8 +294,7 @@ class SegmentEventsTraitSource(_TraitSourceBase[SegmentEventsTraitSourceSpec]):
     def _read_values(self, chunk_size: int) -> Iterator[pa.RecordBatch]:
         paths = resolve_paths(self._spec.path, self._base_dir, self._audience_key)
         with tempfile.TemporaryDirectory(prefix="audience-sync-traits-") as scratch:
-            engine = create_engine(f"sqlite:///{Path(scratch) / 'events.db'}")
-            event.listen(engine, "connect", _fast_sqlite)
+            engine = scratch_engine(Path(scratch))
             try:
                 with engine.connect() as connection:
                     connection.exec_driver_sql(_CREATE)

@@ -21,7 +21,7 @@ import pytest
 from audience_sync.errors import SourceError
 from audience_sync.normalize import normalize_batch
 from audience_sync.sources import MemberSource, build_source
-from audience_sync.sources.files import CSV_BLOCK_SIZE
+from audience_sync.sources.csv_columns import CSV_BLOCK_SIZE
 from audience_sync.sources.specs import (
     CsvSourceSpec,
     ParquetSourceSpec,

@@ -70,6 +70,29 @@ def test_csv_without_the_value_column_names_the_trait_and_columns(tmp_path: Path
     )
 
 
+def test_a_malformed_csv_row_is_described_without_quoting_it(tmp_path: Path) -> None:
+    source = csv_source(tmp_path, "email,ltv\nann@example.com,1\nbob.secret@example.com,2,77\n")
+    with pytest.raises(SourceError) as caught:
+        rows(source)
+    message = str(caught.value)
+    assert message == (
+        "trait 'lifetime_value': cannot read ltv.csv: CSV parse error: Expected 2 columns, got 3"
+    )
+    assert "secret" not in message
+    assert "77" not in message
+
+
+def test_undecodable_csv_bytes_name_the_encoding(tmp_path: Path) -> None:
+    (tmp_path / "ltv.csv").write_bytes(b"email,ltv\nann@example.com,1\n\xff\xfe@example.com,2\n")
+    spec = CsvTraitSourceSpec(kind="csv", path="ltv.csv", value_column="ltv")
+    with pytest.raises(SourceError) as caught:
+        rows(build_trait_source(spec, base_dir=tmp_path, trait_key=KEY))
+    assert str(caught.value) == (
+        "trait 'lifetime_value': cannot read ltv.csv: "
+        "bytes that are not valid utf-8 (check the source's encoding)"
+    )
+
+
 def test_a_glob_matching_nothing_names_the_trait(tmp_path: Path) -> None:
     spec = CsvTraitSourceSpec(kind="csv", path="none-*.csv", value_column="ltv")
     with pytest.raises(SourceError, match=r"^trait 'lifetime_value': no file matches"):
