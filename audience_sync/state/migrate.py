@@ -89,11 +89,22 @@ def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
     schema = engine_schema(engine)
     with engine.connect() as conn, _sqlite_foreign_keys_off(conn), conn.begin():
         if schema is not None:
-            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted(schema)}")
+            _create_schema(conn, schema)
         config.attributes["connection"] = conn
         config.attributes["version_table_schema"] = schema
         step(config)
         _check_foreign_keys(conn)
+
+
+def _create_schema(conn: Connection, schema: str) -> None:
+    """Create the state schema if missing. A schema that exists is left alone: PostgreSQL checks
+    CREATE on the database even for ``CREATE SCHEMA IF NOT EXISTS``, and a job's role may only
+    own a schema an administrator created."""
+    exists = conn.execute(
+        text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": schema}
+    ).first()
+    if exists is None:
+        conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted(schema)}")
 
 
 @contextmanager

@@ -4,6 +4,7 @@ database, each in its own schema, do not see or wait for each other."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner, Result
 from sqlalchemy import insert, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
+from audience_sync import analysis
 from audience_sync.cli import main
 from audience_sync.errors import RunInProgressError, StateError
 from audience_sync.plan.state_io import libpq_uri, load_query
@@ -89,6 +91,28 @@ def test_a_pre_created_schema_is_used_as_it_is(schema_engine: Engine, plain_engi
         conn.execute(text(f'CREATE SCHEMA "{SCHEMA}"'))
     migrate.upgrade(schema_engine)
     assert tables_in(plain_engine, SCHEMA) == STATE_TABLES
+
+
+def test_a_role_without_create_on_the_database_migrates_into_the_schema_it_owns(
+    pg_database_url: str, plain_engine: Engine
+) -> None:
+    role = f"as_job_{uuid.uuid4().hex[:8]}"
+    database = make_url(pg_database_url).database
+    with plain_engine.begin() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(text(f'REVOKE CREATE ON DATABASE "{database}" FROM PUBLIC'))
+        conn.execute(text(f'CREATE SCHEMA "{SCHEMA}" AUTHORIZATION "{role}"'))
+    job_url = make_url(pg_database_url).set(username=role).render_as_string(hide_password=False)
+    job_engine = make_engine(job_url, schema=SCHEMA)
+    try:
+        migrate.upgrade(job_engine)
+        migrate.ensure_current(job_engine)
+        assert tables_in(plain_engine, SCHEMA) == STATE_TABLES
+    finally:
+        job_engine.dispose()
+        with plain_engine.begin() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
 
 
 def test_migrations_in_a_schema_match_the_metadata(schema_engine: Engine) -> None:
@@ -211,7 +235,7 @@ def invoke(h: Harness, *args: str) -> Result:
     )
 
 
-def test_a_run_in_a_schema_and_status_history_verify_read_it(
+def test_a_run_in_a_schema_and_status_history_verify_analysis_read_it(
     tmp_path: Path, listrak_account: SandboxServer, pg_database_url: str, plain_engine: Engine
 ) -> None:
     h = schema_harness(tmp_path / "job", listrak_account, pg_database_url, SCHEMA)
@@ -237,6 +261,11 @@ def test_a_run_in_a_schema_and_status_history_verify_read_it(
         assert "succeeded" in history.output
         verified = invoke(h, "verify")
         assert verified.exit_code == 0, verified.output
+        ledger = analysis.open(h.root / "audience-sync.toml")
+        try:
+            assert ledger.audiences() == ["vip"]
+        finally:
+            ledger.close()
     finally:
         h.close()
 
