@@ -20,12 +20,13 @@ from sqlalchemy.engine import Engine, make_url
 
 from audience_sync import analysis
 from audience_sync.cli import main
-from audience_sync.errors import RunInProgressError, StateError
+from audience_sync.errors import ConfigError, RunInProgressError, StateError
 from audience_sync.plan.state_io import libpq_uri, load_query
 from audience_sync.sandbox import SandboxServer
 from audience_sync.state import migrate
 from audience_sync.state.db import make_engine, utcnow
 from audience_sync.state.lock import RunLock
+from audience_sync.state.schema import lock_scope
 from audience_sync.state.tables import audiences, metadata
 from tests.harness import CLIENT_ID, CLIENT_SECRET, Harness
 
@@ -321,3 +322,16 @@ def test_two_installations_in_one_database_are_independent(
     finally:
         first.close()
         second.close()
+
+
+def test_an_engine_in_a_schema_on_sqlite_is_refused(tmp_path: Path) -> None:
+    """The config refuses it first; code that builds an engine itself is stopped too."""
+    with pytest.raises(ConfigError, match="has no schemas"):
+        make_engine(f"sqlite:///{tmp_path}/state.db", schema=SCHEMA)
+    assert not (tmp_path / "state.db").exists()
+
+
+def test_the_lock_scope_is_a_stable_signed_32_bit_key() -> None:
+    assert lock_scope("audience_sync") == lock_scope("audience_sync")
+    assert lock_scope("sync_one") != lock_scope("sync_two")
+    assert all(-(2**31) <= lock_scope(name) < 2**31 for name in ("a", "zz_top", "x" * 63))
