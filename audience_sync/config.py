@@ -32,6 +32,7 @@ from audience_sync.durations import parse_duration
 from audience_sync.errors import ConfigError
 from audience_sync.sources.specs import SourceSpec, TraitSourceSpec
 from audience_sync.state.lock import DEFAULT_LEASE_SECONDS
+from audience_sync.state.schema import check_schema_name
 from audience_sync.traits.values import DEFAULT_DATE_FORMAT, parse_date
 from audience_sync.urls import check_http_url, check_state_url
 
@@ -49,7 +50,26 @@ class _Section(BaseModel):
 
 
 class StateSettings(_Section):
+    """Where the state lives: ``url``, and on PostgreSQL optionally the schema holding its tables
+    (``schema``; unset: the database's default, ``public``)."""
+
     url: Annotated[str, AfterValidator(check_state_url)] = "sqlite:///audience-sync.db"
+    # Named schema_name because pydantic's BaseModel has a ``schema`` attribute.
+    schema_name: str | None = Field(default=None, alias="schema")
+
+    @field_validator("schema_name")
+    @classmethod
+    def _schema_on_postgresql(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        check_schema_name(value)
+        url = info.data.get("url")
+        if url is not None and make_url(url).get_backend_name() != "postgresql":
+            raise ValueError(
+                "SQLite has no schemas: a schema applies only to a PostgreSQL state database; "
+                "remove it, or use a postgresql+psycopg:// url"
+            )
+        return value
 
 
 class Vocabulary(_Section):
@@ -348,6 +368,10 @@ class AppConfig(BaseModel):
     @property
     def state_url(self) -> str:
         return resolve_sqlite_path(self.settings.state.url, self.base_dir)
+
+    @property
+    def state_schema(self) -> str | None:
+        return self.settings.state.schema_name
 
     @property
     def metrics_textfile(self) -> Path | None:

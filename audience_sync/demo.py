@@ -72,7 +72,7 @@ def run_demo(workdir: Path, *, echo: Echo = print, seed: int = 7, force: bool = 
         _write_traits(workdir, values)
         config_path = _write_config(workdir, sandbox.api_url, sandbox.auth_url)
         config = load_config(config_path)
-        engine = make_engine(config.state_url)
+        engine = make_engine(config.state_url, schema=config.state_schema)
         migrate.upgrade(engine)
         job = SyncJob(
             config,

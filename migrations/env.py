@@ -21,6 +21,8 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # The state schema ([state] schema), None for the connection's default.
+        version_table_schema=config.attributes.get("version_table_schema"),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -36,6 +36,7 @@ class Harness:
     root: Path
     sandbox: SandboxServer
     state_url: str
+    state_schema: str | None = None  # [state] schema (PostgreSQL)
     audiences: dict[str, int] = field(default_factory=dict)
     list_ids: dict[str, int] = field(default_factory=dict)  # audience key -> list, if not LIST_ID
     listrak_settings: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +81,7 @@ class Harness:
         lines = [
             "[state]",
             f'url = "{self.state_url}"',
+            *([f'schema = "{self.state_schema}"'] if self.state_schema else []),
             "[listrak]",
             f'api_url = "{self.sandbox.api_url}"',
             f'auth_url = "{self.sandbox.auth_url}"',
@@ -108,7 +110,7 @@ class Harness:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.state_url)
+            self._engine = make_engine(self.state_url, schema=self.state_schema)
             migrate.upgrade(self._engine)
         return self._engine
 

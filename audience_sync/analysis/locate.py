@@ -31,6 +31,17 @@ def database_url(target: str | os.PathLike[str]) -> str:
     return url
 
 
+def state_database(target: str | os.PathLike[str]) -> tuple[str, str | None]:
+    """The URL ``target`` names, and the state schema when ``target`` is a config file that
+    sets ``[state] schema`` (a URL names its schema itself: ``?options=-csearch_path=...``)."""
+    text = os.fspath(target)
+    if "://" in text or not text.endswith(".toml"):
+        return database_url(target), None
+    config = load_config(Path(text).expanduser())
+    _refuse_missing_sqlite_file(config.state_url)
+    return config.state_url, config.state_schema
+
+
 def _refuse_missing_sqlite_file(url: str) -> None:
     parsed = make_url(url)
     database = parsed.database

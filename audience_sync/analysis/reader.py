@@ -35,7 +35,8 @@ def open(target: str | os.PathLike[str]) -> Ledger:
     Raises :class:`~audience_sync.errors.StateError` when there is no database there or its
     schema is not at the newest migration.
     """
-    engine = make_engine(locate.database_url(target))
+    url, schema = locate.state_database(target)
+    engine = make_engine(url, schema=schema)
     try:
         ensure_current(engine)
     except Exception:

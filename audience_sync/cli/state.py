@@ -50,11 +50,11 @@ class CliState:
     @property
     def engine(self) -> Engine:
         """For commands that only read state: a missing SQLite file is an error (exit 2)."""
-        return self._keep(existing_engine(self.config.state_url))
+        return self._keep(existing_engine(self.config.state_url, schema=self.config.state_schema))
 
     def state_engine(self) -> Engine:
         """For commands that write state (a new SQLite file is created)."""
-        return self._keep(make_engine(self.config.state_url))
+        return self._keep(make_engine(self.config.state_url, schema=self.config.state_schema))
 
     def _keep(self, engine: Engine) -> Engine:
         self._engines.append(engine)

@@ -36,8 +36,16 @@ def db() -> None:
 def db_upgrade(state: CliState, revision: str) -> None:
     """Create or migrate the state database to the newest schema."""
     engine = state.state_engine()
+    fresh = migrate.current_revision(engine) is None
     migrate.upgrade(engine, revision)
     click.echo(f"state database at revision {migrate.current_revision(engine)}")
+    elsewhere = migrate.state_elsewhere(engine) if fresh else []
+    if elsewhere:
+        click.echo(
+            f"note: this installation starts empty; state tables also exist in schema "
+            f"{', '.join(elsewhere)} (changing [state] schema does not move them)",
+            err=True,
+        )
 
 
 @db.command("current")

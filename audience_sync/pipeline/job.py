@@ -62,7 +62,7 @@ class SyncJob:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
-        self.engine = engine or make_engine(config.state_url)
+        self.engine = engine or make_engine(config.state_url, schema=config.state_schema)
         self._client_factory = client_factory
         self._show_progress = show_progress
         self._sleep = sleep

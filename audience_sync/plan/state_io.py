@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from audience_sync.errors import StateError
 from audience_sync.state.db_errors import describe_url
+from audience_sync.state.schema import engine_schema, libpq_options
 
 BATCH_ROWS = 100_000
 
@@ -107,7 +108,7 @@ def _columnar_reader(
         import adbc_driver_postgresql.dbapi as adbc_pg
 
         positional = _positional(sql, names, lambda i: f"${i}")
-        target = libpq_uri(url)
+        target = libpq_uri(url, engine_schema(engine))
     else:
         return None
     try:
@@ -146,10 +147,13 @@ def _columnar_reader(
     return reader, close
 
 
-def libpq_uri(url: URL) -> str:
+def libpq_uri(url: URL, schema: str | None = None) -> str:
     """The SQLAlchemy URL as a libpq connection URI. Query values are percent-encoded for
-    libpq (which decodes ``%20`` but not ``+``), e.g. ``options=-c lock_timeout=200``."""
+    libpq (which decodes ``%20`` but not ``+``), e.g. ``options=-c lock_timeout=200``.
+    ``schema``: the state schema, put first on the session's search path."""
     base = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    if schema is not None:
+        url = url.update_query_dict({"options": libpq_options(url, schema)})
     pairs = [
         f"{quote(key, safe='')}={quote(item, safe='')}"
         for key, value in url.query.items()

@@ -16,7 +16,8 @@ from sqlalchemy import Insert, Table, create_engine, event, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, ExceptionContext, make_url
 
-from audience_sync.errors import MissingStateError
+from audience_sync.errors import ConfigError, MissingStateError
+from audience_sync.state import schema as state_schema
 from audience_sync.state.db_errors import describe_url, state_error_for
 
 
@@ -29,7 +30,11 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine:
+    """An engine for the state database; ``schema`` (PostgreSQL only) is where its tables live,
+    first on every session's search path (:mod:`audience_sync.state.schema`)."""
+    if schema is not None:
+        kwargs = _in_schema(url, schema, kwargs)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         # A ``?timeout=SECONDS`` in the URL sets the busy timeout; otherwise wait 30 s for a lock.
@@ -40,7 +45,25 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-def existing_engine(url: str, **kwargs: Any) -> Engine:
+def _in_schema(url: str, schema: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"[state] schema applies only to PostgreSQL; {parsed.get_backend_name()} has no schemas"
+        )
+    return {
+        **kwargs,
+        "connect_args": state_schema.state_connect_args(
+            parsed, schema, kwargs.get("connect_args", {})
+        ),
+        "execution_options": {
+            **kwargs.get("execution_options", {}),
+            state_schema.ENGINE_OPTION: schema,
+        },
+    }
+
+
+def existing_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine:
     """An engine for a database that must already exist: a missing SQLite file is an error,
     not a new empty database."""
     parsed = make_url(url)
@@ -56,7 +79,7 @@ def existing_engine(url: str, **kwargs: Any) -> Engine:
             f"state database {describe_url(parsed)}: no such file "
             "(`audience-sync db upgrade` creates it; check [state] url)"
         )
-    return make_engine(url, **kwargs)
+    return make_engine(url, schema=schema, **kwargs)
 
 
 def _raise_state_error(context: ExceptionContext) -> None:

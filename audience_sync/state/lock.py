@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from audience_sync.errors import LockLostError, RunInProgressError, StateError
 from audience_sync.state.db import as_utc, utcnow
+from audience_sync.state.schema import engine_schema, lock_scope
 from audience_sync.state.tables import run_lock, sync_runs
 
 logger = logging.getLogger("audience_sync.state")
@@ -98,6 +99,7 @@ class RunLock:
         self._pid = os.getpid()
         self._advisory = engine.dialect.name == "postgresql"
         self._pg_connection: Connection | None = None
+        self._advisory_sql, self._advisory_keys = _advisory_key(engine_schema(engine))
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self._lost: str | None = None  # set once by the heartbeat thread, read by ensure_held
@@ -180,7 +182,7 @@ class RunLock:
     def _acquire_advisory(self) -> None:
         conn = self._engine.connect()
         got = conn.execute(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+            text(f"SELECT pg_try_advisory_lock({self._advisory_sql})"), self._advisory_keys
         ).scalar_one()
         conn.commit()
         if not got:
@@ -205,7 +207,7 @@ class RunLock:
             return
         try:
             self._pg_connection.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY}
+                text(f"SELECT pg_advisory_unlock({self._advisory_sql})"), self._advisory_keys
             )
             self._pg_connection.commit()
         except SQLAlchemyError as exc:
@@ -318,6 +320,17 @@ class RunLock:
         run_text = f"run {run_id}" if run_id is not None else "run starting"
         when = started.strftime("%Y-%m-%d %H:%M:%S UTC") if started else "just now"
         return RunInProgressError(f"another run is in progress ({run_text}, started {when})")
+
+
+def _advisory_key(schema: str | None) -> tuple[str, dict[str, int]]:
+    """The advisory lock's arguments: the one key of the default location (as every earlier
+    version took it), or that key and the state schema's scope (a separate key space)."""
+    if schema is None:
+        return ":key", {"key": ADVISORY_LOCK_KEY}
+    return "CAST(:key AS integer), CAST(:scope AS integer)", {
+        "key": ADVISORY_LOCK_KEY,
+        "scope": lock_scope(schema),
+    }
 
 
 def _lost_message(current: Any | None) -> str:

@@ -1,4 +1,8 @@
-"""Schema management through Alembic: upgrade, current revision, and the up-to-date check."""
+"""Schema management through Alembic: upgrade, current revision, and the up-to-date check.
+
+With a state schema (``[state] schema``), the migrations create it if missing and keep their
+tables and ``alembic_version`` in it; without one, everything stays where it always was.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from audience_sync.errors import StateError
+from audience_sync.state.schema import engine_schema, quoted
 
 MIGRATIONS_PACKAGE = "audience_sync.migrations"
 
@@ -46,7 +52,28 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        context = MigrationContext.configure(
+            conn, opts={"version_table_schema": engine_schema(engine)}
+        )
+        return context.get_current_revision()
+
+
+def state_elsewhere(engine: Engine) -> list[str]:
+    """Other PostgreSQL schemas of this database that hold state tables (the ledger): where an
+    installation lived before ``[state] schema`` was set or changed."""
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT table_schema FROM information_schema.tables "
+                "WHERE table_name = 'run_changes' "
+                "AND table_schema <> coalesce(:schema, current_schema()) "
+                "ORDER BY table_schema"
+            ),
+            {"schema": engine_schema(engine)},
+        )
+        return [str(row[0]) for row in rows]
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -59,10 +86,25 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
     config = alembic_config(engine)
+    schema = engine_schema(engine)
     with engine.connect() as conn, _sqlite_foreign_keys_off(conn), conn.begin():
+        if schema is not None:
+            _create_schema(conn, schema)
         config.attributes["connection"] = conn
+        config.attributes["version_table_schema"] = schema
         step(config)
         _check_foreign_keys(conn)
+
+
+def _create_schema(conn: Connection, schema: str) -> None:
+    """Create the state schema if missing. A schema that exists is left alone: PostgreSQL checks
+    CREATE on the database even for ``CREATE SCHEMA IF NOT EXISTS``, and a job's role may only
+    own a schema an administrator created."""
+    exists = conn.execute(
+        text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": schema}
+    ).first()
+    if exists is None:
+        conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted(schema)}")
 
 
 @contextmanager
@@ -103,5 +145,15 @@ def ensure_current(engine: Engine) -> None:
         found = "an empty database" if current is None else f"revision {current}"
         raise StateError(
             f"the state database schema is out of date ({found}, expected {head}); "
-            "run `audience-sync db upgrade`"
+            f"run `audience-sync db upgrade`{_moved_hint(engine) if current is None else ''}"
         )
+
+
+def _moved_hint(engine: Engine) -> str:
+    others = state_elsewhere(engine)
+    if not others:
+        return ""
+    return (
+        f" (state tables exist in schema {', '.join(others)}: changing [state] schema does not "
+        "move them, and an upgrade here starts an empty installation)"
+    )

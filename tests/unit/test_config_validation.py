@@ -20,6 +20,7 @@ PASSWORD = "hunter2-warehouse"
 TEMPLATE = """
 [state]
 url = "{state}"
+{state_extra}
 
 [listrak]
 api_url = "{api}"
@@ -35,6 +36,7 @@ source = {source}
 
 DEFAULTS = {
     "state": "sqlite:///audience-sync.db",
+    "state_extra": "",
     "api": "https://api.listrak.com/email/v1",
     "auth": "https://auth.listrak.com/OAuth2/Token",
     "listrak": "",
@@ -175,6 +177,58 @@ def test_the_cli_prints_where_secrets_belong_and_exits_2(tmp_path: Path) -> None
 
 
 # --- state and source URLs -----------------------------------------------------------------
+
+
+# --- [state] schema ---------------------------------------------------------------------------
+
+POSTGRESQL_STATE = "postgresql+psycopg://sync@db/state"
+NO_SQLITE_SCHEMA = (
+    "state.schema: SQLite has no schemas: a schema applies only to a PostgreSQL state "
+    "database; remove it, or use a postgresql+psycopg:// url (got 'audience_sync')"
+)
+
+
+def test_a_state_schema_loads_with_postgresql(tmp_path: Path) -> None:
+    path = write(tmp_path, state=POSTGRESQL_STATE, state_extra='schema = "audience_sync"')
+    assert load_config(path).state_schema == "audience_sync"
+    assert load_config(write(tmp_path, state=POSTGRESQL_STATE)).state_schema is None
+
+
+@pytest.mark.parametrize(
+    "name", ["Audience_Sync", "audience-sync", 'x"; DROP SCHEMA public; --', "1st", "a" * 64]
+)
+def test_a_schema_name_that_is_not_a_plain_identifier_is_refused(tmp_path: Path, name: str) -> None:
+    line = problem(tmp_path, state=POSTGRESQL_STATE, state_extra=f"schema = '{name}'")
+    assert line.startswith(
+        "state.schema: expected a lower-case PostgreSQL schema name: a letter or '_', then "
+        "letters, digits or '_', at most 63 characters"
+    )
+
+
+def test_postgresql_s_own_schema_names_are_refused(tmp_path: Path) -> None:
+    line = problem(tmp_path, state=POSTGRESQL_STATE, state_extra='schema = "pg_catalog"')
+    assert line.startswith("state.schema: names starting with 'pg_' and 'information_schema'")
+
+
+def test_a_schema_with_a_sqlite_state_database_is_refused(tmp_path: Path) -> None:
+    assert problem(tmp_path, state_extra='schema = "audience_sync"') == NO_SQLITE_SCHEMA
+
+
+def test_the_cli_refuses_a_schema_on_sqlite_with_exit_2_and_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, state_extra='schema = "audience_sync"')
+    result = subprocess.run(
+        [sys.executable, "-m", "audience_sync", "--config", str(path), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: invalid config in {path}:",
+        f"  {NO_SQLITE_SCHEMA}",
+    ]
+    assert not (tmp_path / "audience-sync.db").exists()
 
 
 @pytest.mark.parametrize(
