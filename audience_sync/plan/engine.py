@@ -9,7 +9,9 @@ last acted-on snapshot) and P the contacts parked by a recent skip (per action):
   reconcile  L_on - S - turn_off          (``run --reconcile``: on in Listrak, not a member)
   deltas     S - D -> 'on',  D - S -> 'off'
 
-All of it is SQL over tables loaded from Arrow; no Python object per email. DuckDB's memory
+All of it is SQL over tables loaded from Arrow; no Python object per email. S meets the state
+rows (C and D as flags) in one full join, whose few disagreeing rows give the changes and
+deltas. DuckDB's memory
 is capped by ``[planner] memory_limit`` and spills to ``temp_directory``.
 """
 
@@ -42,6 +44,7 @@ PARKED = pa.schema(
     ]
 )
 BATCH_ROWS = 100_000
+INSERT_ROWS = 1_000_000
 ON = ChangeAction.ON.value
 OFF = ChangeAction.OFF.value
 
@@ -152,12 +155,27 @@ class SnapshotPlan(DuckSession):
     def __init__(self, settings: EngineSettings) -> None:
         super().__init__(settings)
         self.duck.execute("CREATE TABLE raw (email VARCHAR)")
+        self._pending: list[pa.Array] = []
+        self._pending_rows = 0
+        self._reconcile = False
 
     def add(self, emails: pa.Array) -> None:
         """One batch of normalised emails (repeats across batches are collapsed later)."""
         if len(emails) == 0:
             return
-        batch = pa.table({"email": emails.cast(pa.string())})
+        self._pending.append(emails.cast(pa.string()))
+        self._pending_rows += len(emails)
+        if self._pending_rows >= INSERT_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Insert the batches held back by :meth:`add` into ``raw``: one INSERT per
+        ``INSERT_ROWS`` rows, since each INSERT from Arrow has a fixed cost that, per source
+        chunk, came to about as much as copying the rows."""
+        if not self._pending:
+            return
+        batch = pa.table({"email": pa.chunked_array(self._pending, type=pa.string())})
+        self._pending, self._pending_rows = [], 0
         self.duck.register("batch", batch)
         try:
             self.duck.execute("INSERT INTO raw SELECT email FROM batch")
@@ -185,11 +203,6 @@ class SnapshotPlan(DuckSession):
             a,
             FLAGGED,
         )
-        self.duck.execute(
-            "CREATE TABLE confirmed_on AS SELECT email FROM state WHERE flags & 1 = 1"
-        )
-        self.duck.execute("CREATE TABLE desired_on AS SELECT email FROM state WHERE flags & 2 = 2")
-        self.duck.execute("DROP TABLE state")
         load_query(
             engine,
             self.duck,
@@ -202,6 +215,7 @@ class SnapshotPlan(DuckSession):
             PARKED,
             columnar=False,
         )
+        self._reconcile = listrak_on
         if listrak_on:
             load_query(
                 engine,
@@ -212,42 +226,51 @@ class SnapshotPlan(DuckSession):
                 a,
                 EMAILS,
             )
-        else:
-            self.duck.execute("CREATE TABLE listrak_on (email VARCHAR)")
 
     def compute(self, *, full: bool) -> Counts:
         d = self.duck
+        self.flush()
         self._deduplicate()
         d.execute("DROP TABLE raw")
+        # S against the state rows in one join. A member confirmed and desired on (flags 3;
+        # nearly all of S on a rerun) needs neither a change nor a delta and is left out.
         d.execute(
-            "CREATE TABLE unpark AS SELECT p.email, p.action FROM parked p WHERE "
-            f"(p.action = '{ON}' AND p.email NOT IN (SELECT email FROM s)) OR "
-            f"(p.action = '{OFF}' AND p.email IN (SELECT email FROM s))"
+            "CREATE TABLE diff AS SELECT coalesce(s.email, t.email) AS email, "
+            "s.email IS NOT NULL AS member, coalesce(t.flags, 0) AS flags "
+            "FROM s FULL JOIN state t ON s.email = t.email "
+            "WHERE s.email IS NULL OR t.email IS NULL OR t.flags <> 3"
+        )
+        d.execute(
+            "CREATE TABLE unpark AS SELECT p.email, p.action FROM parked p "
+            f"LEFT JOIN s ON s.email = p.email WHERE (p.action = '{ON}' AND s.email IS NULL) "
+            f"OR (p.action = '{OFF}' AND s.email IS NOT NULL)"
         )
         recent = "(SELECT email FROM parked WHERE recent = 1 AND action = '{}')"
+        confirmed_off = "NOT member AND flags & 1 = 1"
         if full:
             d.execute(f"CREATE TABLE changes AS SELECT email, '{ON}' AS action FROM s")
+            d.execute(f"INSERT INTO changes SELECT email, '{OFF}' FROM diff WHERE {confirmed_off}")
         else:
             d.execute(
-                f"CREATE TABLE changes AS SELECT email, '{ON}' AS action FROM s "
-                "WHERE email NOT IN (SELECT email FROM confirmed_on) "
-                f"AND email NOT IN {recent.format(ON)}"
+                f"CREATE TABLE changes AS SELECT email, '{ON}' AS action FROM diff "
+                f"WHERE member AND flags & 1 = 0 AND email NOT IN {recent.format(ON)}"
             )
-        off_filter = "" if full else f"AND email NOT IN {recent.format(OFF)}"
+            d.execute(
+                f"INSERT INTO changes SELECT email, '{OFF}' FROM diff "
+                f"WHERE {confirmed_off} AND email NOT IN {recent.format(OFF)}"
+            )
+        if self._reconcile:
+            d.execute(
+                f"CREATE TABLE reconcile AS SELECT email, '{OFF}' AS action FROM listrak_on "
+                "WHERE email NOT IN (SELECT email FROM s) "
+                "AND email NOT IN (SELECT email FROM changes)"
+            )
+        else:
+            d.execute("CREATE TABLE reconcile (email VARCHAR, action VARCHAR)")
         d.execute(
-            f"INSERT INTO changes SELECT email, '{OFF}' FROM confirmed_on "
-            f"WHERE email NOT IN (SELECT email FROM s) {off_filter}"
-        )
-        d.execute(
-            f"CREATE TABLE reconcile AS SELECT email, '{OFF}' AS action FROM listrak_on "
-            "WHERE email NOT IN (SELECT email FROM s) "
-            "AND email NOT IN (SELECT email FROM changes)"
-        )
-        d.execute(
-            f"CREATE TABLE deltas AS SELECT email, '{ON}' AS desired FROM s "
-            "WHERE email NOT IN (SELECT email FROM desired_on) "
-            f"UNION ALL SELECT email, '{OFF}' FROM desired_on "
-            "WHERE email NOT IN (SELECT email FROM s)"
+            f"CREATE TABLE deltas AS SELECT email, CASE WHEN member THEN '{ON}' ELSE '{OFF}' END "
+            "AS desired FROM diff "
+            "WHERE (member AND flags & 2 = 0) OR (NOT member AND flags & 2 = 2)"
         )
         self._computed = True
         (snapshot, fingerprint) = self._one(
@@ -265,7 +288,7 @@ class SnapshotPlan(DuckSession):
         return Counts(
             snapshot=int(snapshot),
             fingerprint=str(fingerprint),
-            confirmed_on_before=int(self._one("SELECT count(*) FROM confirmed_on")[0]),
+            confirmed_on_before=int(self._one("SELECT count(*) FROM state WHERE flags & 1 = 1")[0]),
             planned_on=int(planned.get(ON, 0)),
             planned_off=int(planned.get(OFF, 0)),
             reconcile_off=int(self._one("SELECT count(*) FROM reconcile")[0]),
