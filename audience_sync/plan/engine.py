@@ -30,7 +30,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 
 from audience_sync.errors import PlanningError
-from audience_sync.plan.state_io import load_query
+from audience_sync.plan.state_io import PendingLoad, load_query, start_load
 from audience_sync.state.statuses import ChangeAction
 from audience_sync.state.tables import TS
 
@@ -158,6 +158,32 @@ class SnapshotPlan(DuckSession):
         self._pending: list[pa.Array] = []
         self._pending_rows = 0
         self._reconcile = False
+        self._snapshot: tuple[int, str] | None = None
+        self._state_read: tuple[int, PendingLoad] | None = None
+
+    def close(self) -> None:
+        if self._state_read is not None:
+            self._state_read[1].close()
+        super().close()
+
+    def start_state_read(self, engine: Engine, audience_id: int) -> None:
+        """Begin reading the audience's confirmed and desired state, which :meth:`load_state`
+        finishes. On SQLite a child process reads a large audience's meanwhile: started before
+        the snapshot is read, it is done by the time the snapshot is. Only this run, holding
+        the run lock, changes the audience's state in between."""
+        # C and D in one pass over the audience's rows (flags: 1 confirmed on, 2 desired on).
+        pending = start_load(
+            engine,
+            self.duck,
+            "state",
+            f"SELECT email, CASE WHEN value = '{ON}' THEN 1 ELSE 0 END "
+            f"+ CASE WHEN desired = '{ON}' THEN 2 ELSE 0 END FROM memberships "
+            f"WHERE audience_id = :a AND (value = '{ON}' OR desired = '{ON}')",
+            {"a": audience_id},
+            FLAGGED,
+            workdir=self._settings.temp_directory,
+        )
+        self._state_read = (audience_id, pending)
 
     def add(self, emails: pa.Array) -> None:
         """One batch of normalised emails (repeats across batches are collapsed later)."""
@@ -192,46 +218,44 @@ class SnapshotPlan(DuckSession):
     ) -> None:
         """Read C, D, the parked contacts and (for reconcile) L_on from the state database."""
         a = {"a": audience_id}
-        # C and D in one pass over the audience's rows (flags: 1 confirmed on, 2 desired on).
-        load_query(
-            engine,
-            self.duck,
-            "state",
-            f"SELECT email, CASE WHEN value = '{ON}' THEN 1 ELSE 0 END "
-            f"+ CASE WHEN desired = '{ON}' THEN 2 ELSE 0 END FROM memberships "
-            f"WHERE audience_id = :a AND (value = '{ON}' OR desired = '{ON}')",
-            a,
-            FLAGGED,
-        )
-        load_query(
-            engine,
-            self.duck,
-            "parked",
-            text(
-                "SELECT email, action, CASE WHEN parked_at >= :cutoff THEN 1 ELSE 0 END "
-                "FROM parked_contacts WHERE audience_id = :a"
-            ).bindparams(bindparam("cutoff", type_=TS)),
-            {"cutoff": parked_before, **a},
-            PARKED,
-            columnar=False,
-        )
-        self._reconcile = listrak_on
-        if listrak_on:
+        if self._state_read is None or self._state_read[0] != audience_id:
+            self.start_state_read(engine, audience_id)
+        assert self._state_read is not None
+        state = self._state_read[1]
+        try:
             load_query(
                 engine,
                 self.duck,
-                "listrak_on",
-                f"SELECT DISTINCT email FROM listrak_values WHERE audience_id = :a "
-                f"AND value = '{ON}'",
-                a,
-                EMAILS,
+                "parked",
+                text(
+                    "SELECT email, action, CASE WHEN parked_at >= :cutoff THEN 1 ELSE 0 END "
+                    "FROM parked_contacts WHERE audience_id = :a"
+                ).bindparams(bindparam("cutoff", type_=TS)),
+                {"cutoff": parked_before, **a},
+                PARKED,
+                columnar=False,
             )
+            self._reconcile = listrak_on
+            if listrak_on:
+                load_query(
+                    engine,
+                    self.duck,
+                    "listrak_on",
+                    f"SELECT DISTINCT email FROM listrak_values WHERE audience_id = :a "
+                    f"AND value = '{ON}'",
+                    a,
+                    EMAILS,
+                )
+            # While a child process may still be reading the state rows (on SQLite).
+            self._prepare_snapshot()
+            state.finish()
+        finally:
+            state.close()
+            self._state_read = None
 
     def compute(self, *, full: bool) -> Counts:
         d = self.duck
-        self.flush()
-        self._deduplicate()
-        d.execute("DROP TABLE raw")
+        snapshot, fingerprint = self._prepare_snapshot()
         # S against the state rows in one join. A member confirmed and desired on (flags 3;
         # nearly all of S on a rerun) needs neither a change nor a delta and is left out.
         d.execute(
@@ -273,9 +297,6 @@ class SnapshotPlan(DuckSession):
             "WHERE (member AND flags & 2 = 0) OR (NOT member AND flags & 2 = 2)"
         )
         self._computed = True
-        (snapshot, fingerprint) = self._one(
-            "SELECT count(*), lower(hex(coalesce(bit_xor(md5_number(email)), 0::UHUGEINT))) FROM s"
-        )
         parked = dict(
             d.execute(
                 "SELECT p.action, count(*) FROM parked p WHERE p.recent = 1 AND NOT EXISTS "
@@ -298,6 +319,19 @@ class SnapshotPlan(DuckSession):
             delta_on=int(deltas.get(ON, 0)),
             delta_off=int(deltas.get(OFF, 0)),
         )
+
+    def _prepare_snapshot(self) -> tuple[int, str]:
+        """``s``, the deduplicated snapshot, made once; its size and fingerprint."""
+        if self._snapshot is None:
+            self.flush()
+            self._deduplicate()
+            self.duck.execute("DROP TABLE raw")
+            size, fingerprint = self._one(
+                "SELECT count(*), lower(hex(coalesce(bit_xor(md5_number(email)), 0::UHUGEINT))) "
+                "FROM s"
+            )
+            self._snapshot = (int(size), str(fingerprint))
+        return self._snapshot
 
     def _deduplicate(self) -> None:
         """``s``: the distinct emails of ``raw``, one hash partition at a time when large."""
