@@ -3,13 +3,13 @@
 PostgreSQL is read through its ADBC driver (columnar, binary COPY, no Python object per row).
 A SQLite file is read through the ADBC SQLite driver too when the query returns at least
 ``PROCESS_MIN_ROWS`` rows, but in a child process (:mod:`audience_sync.plan.sqlite_child`)
-that streams Arrow IPC back over a pipe: the driver links its own copy of SQLite, and two
-copies of SQLite in one process break each other's POSIX locks on the same file (closing the
-ADBC connection dropped the WAL the application's connection still used: "disk I/O error"),
-while another process is an ordinary second reader. Fewer rows are read through the
-application's own ``sqlite3`` driver, in batches of rows turned into Arrow arrays, which costs
-less than starting the child. Any other database is read through SQLAlchemy in streamed
-batches. Parameters are always bound.
+that writes Arrow IPC to a file in the planner's spill directory: the driver links its own
+copy of SQLite, and two copies of SQLite in one process break each other's POSIX locks on the
+same file (closing the ADBC connection dropped the WAL the application's connection still
+used: "disk I/O error"), while another process is an ordinary second reader. Fewer rows are
+read through the application's own ``sqlite3`` driver, in batches of rows turned into Arrow
+arrays, which costs less than starting the child. Any other database is read through
+SQLAlchemy in streamed batches. Parameters are always bound.
 """
 
 from __future__ import annotations
