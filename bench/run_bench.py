@@ -49,7 +49,8 @@ from audience_sync.state.tables import listrak_imports
 AUDIENCE = "bench_audience"
 PART_LIMIT_BYTES = 185_000_000
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_DATABASE = "audience_sync_bench"
+# Several checkouts may benchmark on one server at once: each can name its own database.
+PG_DATABASE = os.environ.get("AUDIENCE_SYNC_BENCH_PG_DATABASE", "audience_sync_bench")
 STAGES = ("read", "normalise", "plan", "write", "submit", "await", "confirm", "other")
 
 

@@ -107,6 +107,7 @@ class SourcePlanner:
                 with SnapshotPlan(settings) as snapshot:
                     if isinstance(source, SourceError):
                         raise source
+                    snapshot.start_state_read(ctx.engine, run.audience_id)
                     rows_read, invalid = read_source(ctx, run, source, snapshot)
                     checkpoint("staged")
                     counts = plan_snapshot(

@@ -9,7 +9,9 @@ last acted-on snapshot) and P the contacts parked by a recent skip (per action):
   reconcile  L_on - S - turn_off          (``run --reconcile``: on in Listrak, not a member)
   deltas     S - D -> 'on',  D - S -> 'off'
 
-All of it is SQL over tables loaded from Arrow; no Python object per email. DuckDB's memory
+All of it is SQL over tables loaded from Arrow; no Python object per email. S meets the state
+rows (C and D as flags) in one full join, whose few disagreeing rows give the changes and
+deltas. DuckDB's memory
 is capped by ``[planner] memory_limit`` and spills to ``temp_directory``.
 """
 
@@ -28,7 +30,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 
 from audience_sync.errors import PlanningError
-from audience_sync.plan.state_io import load_query
+from audience_sync.plan.state_io import PendingLoad, load_query, start_load
 from audience_sync.state.statuses import ChangeAction
 from audience_sync.state.tables import TS
 
@@ -42,6 +44,7 @@ PARKED = pa.schema(
     ]
 )
 BATCH_ROWS = 100_000
+INSERT_ROWS = 1_000_000
 ON = ChangeAction.ON.value
 OFF = ChangeAction.OFF.value
 
@@ -152,12 +155,53 @@ class SnapshotPlan(DuckSession):
     def __init__(self, settings: EngineSettings) -> None:
         super().__init__(settings)
         self.duck.execute("CREATE TABLE raw (email VARCHAR)")
+        self._pending: list[pa.Array] = []
+        self._pending_rows = 0
+        self._reconcile = False
+        self._snapshot: tuple[int, str] | None = None
+        self._state_read: tuple[int, PendingLoad] | None = None
+
+    def close(self) -> None:
+        if self._state_read is not None:
+            self._state_read[1].close()
+        super().close()
+
+    def start_state_read(self, engine: Engine, audience_id: int) -> None:
+        """Begin reading the audience's confirmed and desired state, which :meth:`load_state`
+        finishes. On SQLite a child process reads a large audience's meanwhile: started before
+        the snapshot is read, it is done by the time the snapshot is. Only this run, holding
+        the run lock, changes the audience's state in between."""
+        # C and D in one pass over the audience's rows (flags: 1 confirmed on, 2 desired on).
+        pending = start_load(
+            engine,
+            self.duck,
+            "state",
+            f"SELECT email, CASE WHEN value = '{ON}' THEN 1 ELSE 0 END "
+            f"+ CASE WHEN desired = '{ON}' THEN 2 ELSE 0 END FROM memberships "
+            f"WHERE audience_id = :a AND (value = '{ON}' OR desired = '{ON}')",
+            {"a": audience_id},
+            FLAGGED,
+            workdir=self._settings.temp_directory,
+        )
+        self._state_read = (audience_id, pending)
 
     def add(self, emails: pa.Array) -> None:
         """One batch of normalised emails (repeats across batches are collapsed later)."""
         if len(emails) == 0:
             return
-        batch = pa.table({"email": emails.cast(pa.string())})
+        self._pending.append(emails.cast(pa.string()))
+        self._pending_rows += len(emails)
+        if self._pending_rows >= INSERT_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Insert the batches held back by :meth:`add` into ``raw``: one INSERT per
+        ``INSERT_ROWS`` rows, since each INSERT from Arrow has a fixed cost that, per source
+        chunk, came to about as much as copying the rows."""
+        if not self._pending:
+            return
+        batch = pa.table({"email": pa.chunked_array(self._pending, type=pa.string())})
+        self._pending, self._pending_rows = [], 0
         self.duck.register("batch", batch)
         try:
             self.duck.execute("INSERT INTO raw SELECT email FROM batch")
@@ -174,85 +218,85 @@ class SnapshotPlan(DuckSession):
     ) -> None:
         """Read C, D, the parked contacts and (for reconcile) L_on from the state database."""
         a = {"a": audience_id}
-        # C and D in one pass over the audience's rows (flags: 1 confirmed on, 2 desired on).
-        load_query(
-            engine,
-            self.duck,
-            "state",
-            f"SELECT email, CASE WHEN value = '{ON}' THEN 1 ELSE 0 END "
-            f"+ CASE WHEN desired = '{ON}' THEN 2 ELSE 0 END FROM memberships "
-            f"WHERE audience_id = :a AND (value = '{ON}' OR desired = '{ON}')",
-            a,
-            FLAGGED,
-        )
-        self.duck.execute(
-            "CREATE TABLE confirmed_on AS SELECT email FROM state WHERE flags & 1 = 1"
-        )
-        self.duck.execute("CREATE TABLE desired_on AS SELECT email FROM state WHERE flags & 2 = 2")
-        self.duck.execute("DROP TABLE state")
-        load_query(
-            engine,
-            self.duck,
-            "parked",
-            text(
-                "SELECT email, action, CASE WHEN parked_at >= :cutoff THEN 1 ELSE 0 END "
-                "FROM parked_contacts WHERE audience_id = :a"
-            ).bindparams(bindparam("cutoff", type_=TS)),
-            {"cutoff": parked_before, **a},
-            PARKED,
-            columnar=False,
-        )
-        if listrak_on:
+        if self._state_read is None or self._state_read[0] != audience_id:
+            self.start_state_read(engine, audience_id)
+        assert self._state_read is not None
+        state = self._state_read[1]
+        try:
             load_query(
                 engine,
                 self.duck,
-                "listrak_on",
-                f"SELECT DISTINCT email FROM listrak_values WHERE audience_id = :a "
-                f"AND value = '{ON}'",
-                a,
-                EMAILS,
+                "parked",
+                text(
+                    "SELECT email, action, CASE WHEN parked_at >= :cutoff THEN 1 ELSE 0 END "
+                    "FROM parked_contacts WHERE audience_id = :a"
+                ).bindparams(bindparam("cutoff", type_=TS)),
+                {"cutoff": parked_before, **a},
+                PARKED,
+                columnar=False,
             )
-        else:
-            self.duck.execute("CREATE TABLE listrak_on (email VARCHAR)")
+            self._reconcile = listrak_on
+            if listrak_on:
+                load_query(
+                    engine,
+                    self.duck,
+                    "listrak_on",
+                    f"SELECT DISTINCT email FROM listrak_values WHERE audience_id = :a "
+                    f"AND value = '{ON}'",
+                    a,
+                    EMAILS,
+                )
+            # While a child process may still be reading the state rows (on SQLite).
+            self._prepare_snapshot()
+            state.finish()
+        finally:
+            state.close()
+            self._state_read = None
 
     def compute(self, *, full: bool) -> Counts:
         d = self.duck
-        self._deduplicate()
-        d.execute("DROP TABLE raw")
+        snapshot, fingerprint = self._prepare_snapshot()
+        # S against the state rows in one join. A member confirmed and desired on (flags 3;
+        # nearly all of S on a rerun) needs neither a change nor a delta and is left out.
         d.execute(
-            "CREATE TABLE unpark AS SELECT p.email, p.action FROM parked p WHERE "
-            f"(p.action = '{ON}' AND p.email NOT IN (SELECT email FROM s)) OR "
-            f"(p.action = '{OFF}' AND p.email IN (SELECT email FROM s))"
+            "CREATE TABLE diff AS SELECT coalesce(s.email, t.email) AS email, "
+            "s.email IS NOT NULL AS member, coalesce(t.flags, 0) AS flags "
+            "FROM s FULL JOIN state t ON s.email = t.email "
+            "WHERE s.email IS NULL OR t.email IS NULL OR t.flags <> 3"
+        )
+        d.execute(
+            "CREATE TABLE unpark AS SELECT p.email, p.action FROM parked p "
+            f"LEFT JOIN s ON s.email = p.email WHERE (p.action = '{ON}' AND s.email IS NULL) "
+            f"OR (p.action = '{OFF}' AND s.email IS NOT NULL)"
         )
         recent = "(SELECT email FROM parked WHERE recent = 1 AND action = '{}')"
+        confirmed_off = "NOT member AND flags & 1 = 1"
         if full:
             d.execute(f"CREATE TABLE changes AS SELECT email, '{ON}' AS action FROM s")
+            d.execute(f"INSERT INTO changes SELECT email, '{OFF}' FROM diff WHERE {confirmed_off}")
         else:
             d.execute(
-                f"CREATE TABLE changes AS SELECT email, '{ON}' AS action FROM s "
-                "WHERE email NOT IN (SELECT email FROM confirmed_on) "
-                f"AND email NOT IN {recent.format(ON)}"
+                f"CREATE TABLE changes AS SELECT email, '{ON}' AS action FROM diff "
+                f"WHERE member AND flags & 1 = 0 AND email NOT IN {recent.format(ON)}"
             )
-        off_filter = "" if full else f"AND email NOT IN {recent.format(OFF)}"
+            d.execute(
+                f"INSERT INTO changes SELECT email, '{OFF}' FROM diff "
+                f"WHERE {confirmed_off} AND email NOT IN {recent.format(OFF)}"
+            )
+        if self._reconcile:
+            d.execute(
+                f"CREATE TABLE reconcile AS SELECT email, '{OFF}' AS action FROM listrak_on "
+                "WHERE email NOT IN (SELECT email FROM s) "
+                "AND email NOT IN (SELECT email FROM changes)"
+            )
+        else:
+            d.execute("CREATE TABLE reconcile (email VARCHAR, action VARCHAR)")
         d.execute(
-            f"INSERT INTO changes SELECT email, '{OFF}' FROM confirmed_on "
-            f"WHERE email NOT IN (SELECT email FROM s) {off_filter}"
-        )
-        d.execute(
-            f"CREATE TABLE reconcile AS SELECT email, '{OFF}' AS action FROM listrak_on "
-            "WHERE email NOT IN (SELECT email FROM s) "
-            "AND email NOT IN (SELECT email FROM changes)"
-        )
-        d.execute(
-            f"CREATE TABLE deltas AS SELECT email, '{ON}' AS desired FROM s "
-            "WHERE email NOT IN (SELECT email FROM desired_on) "
-            f"UNION ALL SELECT email, '{OFF}' FROM desired_on "
-            "WHERE email NOT IN (SELECT email FROM s)"
+            f"CREATE TABLE deltas AS SELECT email, CASE WHEN member THEN '{ON}' ELSE '{OFF}' END "
+            "AS desired FROM diff "
+            "WHERE (member AND flags & 2 = 0) OR (NOT member AND flags & 2 = 2)"
         )
         self._computed = True
-        (snapshot, fingerprint) = self._one(
-            "SELECT count(*), lower(hex(coalesce(bit_xor(md5_number(email)), 0::UHUGEINT))) FROM s"
-        )
         parked = dict(
             d.execute(
                 "SELECT p.action, count(*) FROM parked p WHERE p.recent = 1 AND NOT EXISTS "
@@ -265,7 +309,7 @@ class SnapshotPlan(DuckSession):
         return Counts(
             snapshot=int(snapshot),
             fingerprint=str(fingerprint),
-            confirmed_on_before=int(self._one("SELECT count(*) FROM confirmed_on")[0]),
+            confirmed_on_before=int(self._one("SELECT count(*) FROM state WHERE flags & 1 = 1")[0]),
             planned_on=int(planned.get(ON, 0)),
             planned_off=int(planned.get(OFF, 0)),
             reconcile_off=int(self._one("SELECT count(*) FROM reconcile")[0]),
@@ -275,6 +319,19 @@ class SnapshotPlan(DuckSession):
             delta_on=int(deltas.get(ON, 0)),
             delta_off=int(deltas.get(OFF, 0)),
         )
+
+    def _prepare_snapshot(self) -> tuple[int, str]:
+        """``s``, the deduplicated snapshot, made once; its size and fingerprint."""
+        if self._snapshot is None:
+            self.flush()
+            self._deduplicate()
+            self.duck.execute("DROP TABLE raw")
+            size, fingerprint = self._one(
+                "SELECT count(*), lower(hex(coalesce(bit_xor(md5_number(email)), 0::UHUGEINT))) "
+                "FROM s"
+            )
+            self._snapshot = (int(size), str(fingerprint))
+        return self._snapshot
 
     def _deduplicate(self) -> None:
         """``s``: the distinct emails of ``raw``, one hash partition at a time when large."""

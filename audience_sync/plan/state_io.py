@@ -1,18 +1,22 @@
 """Reading sets from the state database into DuckDB tables, as Arrow.
 
 PostgreSQL is read through its ADBC driver (columnar, binary COPY, no Python object per row).
-SQLite is read through the application's own ``sqlite3`` driver, in batches of rows turned
-into Arrow arrays: the ADBC SQLite driver links its own copy of SQLite, and two copies of
-SQLite in one process break each other's POSIX locks on the same file (closing the ADBC
-connection dropped the WAL the application's connection still used: "disk I/O error").
-Any other database is read through SQLAlchemy in streamed batches. Parameters are always
-bound.
+A SQLite file is read through the ADBC SQLite driver too when the query returns at least
+``PROCESS_MIN_ROWS`` rows, but in a child process (:mod:`audience_sync.plan.sqlite_child`)
+that writes Arrow IPC to a file in the planner's spill directory: the driver links its own
+copy of SQLite, and two copies of SQLite in one process break each other's POSIX locks on the
+same file (closing the ADBC connection dropped the WAL the application's connection still
+used: "disk I/O error"), while another process is an ordinary second reader. Fewer rows are
+read through the application's own ``sqlite3`` driver, in batches of rows turned into Arrow
+arrays, which costs less than starting the child. Any other database is read through
+SQLAlchemy in streamed batches. Parameters are always bound.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -23,10 +27,13 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.sql.elements import TextClause
 
 from audience_sync.errors import StateError
+from audience_sync.plan.sqlite_process import SqliteProcessRead
 from audience_sync.state.db_errors import describe_url
 from audience_sync.state.schema import engine_schema, libpq_options
 
 BATCH_ROWS = 100_000
+# Below this many rows the in-process sqlite3 read is done before the child has started.
+PROCESS_MIN_ROWS = 500_000
 
 
 def load_query(
@@ -42,6 +49,71 @@ def load_query(
     """Create DuckDB table ``table`` holding the rows ``sql`` selects (``:name`` parameters,
     each used once). ``columnar=False`` reads through SQLAlchemy, which binds any Python type
     (timestamps) the way the rest of the application writes it."""
+    pending = start_load(engine, duck, table, sql, params, schema, columnar=columnar)
+    try:
+        pending.finish()
+    finally:
+        pending.close()
+
+
+class PendingLoad:
+    """A :func:`load_query` begun by :func:`start_load`: :meth:`finish` creates the table,
+    :meth:`close` (always, also after ``finish``) ends a child process still reading."""
+
+    def __init__(
+        self, finish: Callable[[], None], close: Callable[[], None] = lambda: None
+    ) -> None:
+        self.finish = finish
+        self.close = close
+
+
+def start_load(
+    engine: Engine,
+    duck: duckdb.DuckDBPyConnection,
+    table: str,
+    sql: str | TextClause,
+    params: Mapping[str, Any],
+    schema: pa.Schema,
+    *,
+    columnar: bool = True,
+    workdir: Path | None = None,
+) -> PendingLoad:
+    """:func:`load_query` in two steps. From a SQLite file, ``PROCESS_MIN_ROWS`` rows or more
+    are read by a child process into a file in ``workdir`` (a temporary directory if None)
+    while the caller goes on; anything else is read when the load finishes."""
+    url = engine.url
+    path = _sqlite_file(url) if url.get_backend_name() == "sqlite" else None
+    if path is None or not columnar or not isinstance(sql, str):
+        return PendingLoad(lambda: _load_now(engine, duck, table, sql, params, schema, columnar))
+    names = list(params)
+    positional = _positional(sql, names, lambda i: "?")
+    values = [params[n] for n in names]
+    try:
+        many = _has_rows(engine, positional, values, PROCESS_MIN_ROWS)
+    except sqlite3.Error:
+        raise StateError(f"state database {describe_url(url)}: reading state failed") from None
+    if not many:
+        return PendingLoad(lambda: _load_now(engine, duck, table, sql, params, schema, columnar))
+    read = SqliteProcessRead(
+        path, positional, values, schema.names, workdir=workdir, database=describe_url(url)
+    )
+
+    def finish() -> None:
+        duck.execute(f'CREATE TABLE "{table}" ({_ddl(schema)})')
+        _insert_from(duck, table, read.reader(), schema)
+
+    return PendingLoad(finish, read.close)
+
+
+def _load_now(
+    engine: Engine,
+    duck: duckdb.DuckDBPyConnection,
+    table: str,
+    sql: str | TextClause,
+    params: Mapping[str, Any],
+    schema: pa.Schema,
+    columnar: bool,
+) -> None:
     duck.execute(f'CREATE TABLE "{table}" ({_ddl(schema)})')
     opened = (
         _columnar_reader(engine, sql, params, schema) if columnar and isinstance(sql, str) else None
@@ -160,6 +232,28 @@ def libpq_uri(url: URL, schema: str | None = None) -> str:
         for item in ((value,) if isinstance(value, str) else value)
     ]
     return f"{base}?{'&'.join(pairs)}" if pairs else base
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The SQLite database's file, if it is a plain file another process can open."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return path.resolve() if path.is_file() else None
+
+
+def _has_rows(engine: Engine, sql: str, params: Sequence[Any], rows: int) -> bool:
+    """Whether ``sql`` returns at least ``rows`` rows; counts no further than that."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f"SELECT count(*) FROM ({sql} LIMIT ?)", (*params, rows))
+        (found,) = cursor.fetchone() or (0,)
+        cursor.close()
+    finally:
+        raw.close()
+    return int(found) >= rows
 
 
 def _sqlite_reader(

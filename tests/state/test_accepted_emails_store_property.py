@@ -72,7 +72,10 @@ def _plan_and_read_back(engine: Engine, email: str) -> list[list[str]]:
     with SnapshotPlan(EngineSettings()) as snapshot:
         snapshot.load_state(engine, audience_id, parked_before=utcnow())
         confirmed = [
-            row[0] for row in snapshot.duck.execute("SELECT email FROM confirmed_on").fetchall()
+            row[0]
+            for row in snapshot.duck.execute(
+                "SELECT email FROM state WHERE flags & 1 = 1"
+            ).fetchall()
         ]
     with engine.begin() as conn:
         for table in (run_changes, snapshot_deltas, memberships):

@@ -182,8 +182,7 @@ def test_partitioned_deduplication_keeps_the_snapshot_and_its_fingerprint() -> N
     def distinct_and_fingerprint(partition_rows: int) -> tuple[list[str], str]:
         with SnapshotPlan(EngineSettings(dedupe_partition_rows=partition_rows)) as snapshot:
             snapshot.add(pa.array(emails, type=pa.string()))
-            for table in ("confirmed_on", "desired_on", "listrak_on"):
-                snapshot.duck.execute(f"CREATE TABLE {table} (email VARCHAR)")
+            snapshot.duck.execute("CREATE TABLE state (email VARCHAR, flags BIGINT)")
             snapshot.duck.execute("CREATE TABLE parked (email VARCHAR, action VARCHAR, recent INT)")
             counts = snapshot.compute(full=False)
             on = sorted(e for b in snapshot.changes() for e in b.column("email").to_pylist())

@@ -17,6 +17,7 @@ SETTINGS = EngineSettings(memory_limit="1MB")
 def test_out_of_memory_names_the_setting_to_raise(tmp_path: Path) -> None:
     def load_and_deduplicate(snapshot: SnapshotPlan) -> None:
         snapshot.add(pa.array([f"user{i}@example.com" for i in range(1000)]))
+        snapshot.flush()
         snapshot.duck.execute("CREATE TABLE s AS SELECT DISTINCT email FROM raw")
 
     with (
