@@ -285,9 +285,11 @@ class SnapshotPlan(DuckSession):
             )
         if self._reconcile:
             d.execute(
-                f"CREATE TABLE reconcile AS SELECT email, '{OFF}' AS action FROM listrak_on "
-                "WHERE email NOT IN (SELECT email FROM s) "
-                "AND email NOT IN (SELECT email FROM changes)"
+                # NOT EXISTS, not NOT IN: DuckDB may then build on the smaller side (NOT IN's
+                # null-aware join builds on S and the changes, which ran out of memory at scale).
+                f"CREATE TABLE reconcile AS SELECT l.email, '{OFF}' AS action FROM listrak_on l "
+                "WHERE NOT EXISTS (SELECT 1 FROM s WHERE s.email = l.email) "
+                "AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.email = l.email)"
             )
         else:
             d.execute("CREATE TABLE reconcile (email VARCHAR, action VARCHAR)")
