@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from audience_sync.errors import PlanningError, SourceError
+from audience_sync.errors import PlanningError, SourceError, StateError
 from audience_sync.plan.engine import Counts
 from audience_sync.plan.sql_normalize import (
     MEMBERS_TABLE,
@@ -70,8 +70,9 @@ def plan_in_database(
     """Stage, diff and write the ledger in ``conn``'s transaction (the caller commits, before
     anything is sent). ``staged`` runs once the snapshot is staged, before the ledger writes.
 
-    A failing source query raises :class:`SourceError`, any later failure
-    :class:`PlanningError`: one line each, without SQL text or values."""
+    A failing source query raises :class:`SourceError`; a later failure of the state
+    database its :class:`StateError` (the run stops, as when the embedded planner's ledger
+    write fails). One line each, without SQL text or values."""
     rows_read, invalid, residual = stage_snapshot(conn, source)
     staged()
     try:
@@ -107,10 +108,14 @@ def stage_snapshot(conn: Connection, source: SourceQuery) -> tuple[int, dict[str
     )
     try:
         conn.execute(text(stage_members_sql(raw_values)), {**params, **source.params})
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, StateError) as exc:
+        # The state engine reports a failure as a StateError, which would stop the run; a
+        # query that fails (bad SQL, no permission to read or to create temporary tables)
+        # fails only this audience.
+        cause = exc.cause if isinstance(exc, StateError) else _first_line(exc)
         raise SourceError(
             f"audience {source.audience_key!r}: the source query failed in the state "
-            f"database: {source.scrub(_first_line(exc))}"
+            f"database: {source.scrub(cause)}"
         ) from None
     try:
         residual = resolve_residual(conn)
