@@ -32,6 +32,7 @@ from audience_sync.state.statuses import ChangeAction, ChangeStatus
 from audience_sync.state.tables import TS
 
 SNAPSHOT_TABLE = "indb_snapshot"
+DIFF_TABLE = "indb_diff"
 ON = ChangeAction.ON.value
 OFF = ChangeAction.OFF.value
 FINGERPRINT_BITS = 128
@@ -150,9 +151,17 @@ _RECENTLY_PARKED = (
     "SELECT 1 FROM parked_contacts AS p WHERE p.audience_id = :a AND p.email = {}.email "
     "AND p.action = CAST(:{} AS text) AND p.parked_at >= :cutoff"
 )
-_CONFIRMED_ON = (
-    "SELECT 1 FROM memberships AS c WHERE c.audience_id = :a AND c.email = s.email "
-    f"AND c.value = {_ON}"
+# One join of the snapshot with the audience's confirmed-or-desired ``on`` rows, keeping only
+# the emails where they differ: every change and delta is among them, and they are few.
+_DIFF = (
+    f"CREATE TEMP TABLE {DIFF_TABLE} ON COMMIT DROP AS "
+    "SELECT coalesce(s.email, m.email) AS email, s.email IS NOT NULL AS in_snapshot, "
+    f"coalesce(m.value = {_ON}, false) AS confirmed_on, "
+    f"coalesce(m.desired = {_ON}, false) AS desired_on "
+    f"FROM {SNAPSHOT_TABLE} AS s FULL JOIN (SELECT email, value, desired FROM memberships "
+    f"WHERE audience_id = :a AND (value = {_ON} OR desired = {_ON})) AS m ON m.email = s.email "
+    f"WHERE s.email IS NULL OR m.email IS NULL OR m.value IS DISTINCT FROM {_ON} "
+    f"OR m.desired IS DISTINCT FROM {_ON}"
 )
 _PLAN_CHANGE = "INSERT INTO run_changes (run_id, audience_id, email, action, status) "
 _RECORD_DELTA = "INSERT INTO snapshot_deltas (run_id, audience_id, email, desired) "
@@ -195,21 +204,22 @@ def write_plan(
         text(f"SELECT count(*) FROM memberships WHERE audience_id = :a AND value = {_ON}"),
         {"a": audience_id, "on": ON},
     ).scalar_one()
-    on_filter = (
-        ""
-        if full
-        else f" WHERE NOT EXISTS ({_CONFIRMED_ON}) "
-        f"AND NOT EXISTS ({_RECENTLY_PARKED.format('s', 'on')})"
-    )
-    planned_on = run(
-        f"{_PLAN_CHANGE}SELECT :r, :a, s.email, {_ON}, {_PLANNED} FROM {SNAPSHOT_TABLE} AS s"
-        + on_filter
-    )
-    off_filter = "" if full else f" AND NOT EXISTS ({_RECENTLY_PARKED.format('m', 'off')})"
+    run(_DIFF)
+    conn.execute(text(f"ANALYZE {DIFF_TABLE}"))
+    if full:
+        planned_on = run(
+            f"{_PLAN_CHANGE}SELECT :r, :a, s.email, {_ON}, {_PLANNED} FROM {SNAPSHOT_TABLE} AS s"
+        )
+    else:
+        planned_on = run(
+            f"{_PLAN_CHANGE}SELECT :r, :a, d.email, {_ON}, {_PLANNED} FROM {DIFF_TABLE} AS d "
+            "WHERE d.in_snapshot AND NOT d.confirmed_on "
+            f"AND NOT EXISTS ({_RECENTLY_PARKED.format('d', 'on')})"
+        )
+    off_filter = "" if full else f" AND NOT EXISTS ({_RECENTLY_PARKED.format('d', 'off')})"
     planned_off = run(
-        f"{_PLAN_CHANGE}SELECT :r, :a, m.email, {_OFF}, {_PLANNED} FROM memberships AS m "
-        f"WHERE m.audience_id = :a AND m.value = {_ON} "
-        f"AND NOT EXISTS ({_IN_SNAPSHOT.format('m')})" + off_filter
+        f"{_PLAN_CHANGE}SELECT :r, :a, d.email, {_OFF}, {_PLANNED} FROM {DIFF_TABLE} AS d "
+        "WHERE NOT d.in_snapshot AND d.confirmed_on" + off_filter
     )
     reconcile_off = 0
     if reconcile:
@@ -220,14 +230,12 @@ def write_plan(
             "run_changes AS c WHERE c.run_id = :r AND c.audience_id = :a AND c.email = l.email)"
         )
     delta_on = run(
-        f"{_RECORD_DELTA}SELECT :r, :a, s.email, {_ON} FROM {SNAPSHOT_TABLE} AS s "
-        "WHERE NOT EXISTS (SELECT 1 FROM memberships AS d WHERE d.audience_id = :a "
-        f"AND d.email = s.email AND d.desired = {_ON})"
+        f"{_RECORD_DELTA}SELECT :r, :a, d.email, {_ON} FROM {DIFF_TABLE} AS d "
+        "WHERE d.in_snapshot AND NOT d.desired_on"
     )
     delta_off = run(
-        f"{_RECORD_DELTA}SELECT :r, :a, d.email, {_OFF} FROM memberships AS d "
-        f"WHERE d.audience_id = :a AND d.desired = {_ON} "
-        f"AND NOT EXISTS ({_IN_SNAPSHOT.format('d')})"
+        f"{_RECORD_DELTA}SELECT :r, :a, d.email, {_OFF} FROM {DIFF_TABLE} AS d "
+        "WHERE NOT d.in_snapshot AND d.desired_on"
     )
     # Parked skips whose desired value changed; the diff above does not depend on them (a
     # parked 'on' left the snapshot, a parked 'off' is in it).
