@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # so more workers than cores pays.
 WORKERS ?= 4
 
-.PHONY: demo test test-fast test-slow lint typecheck bench bench-latency clean
+.PHONY: demo test test-fast test-slow lint typecheck bench bench-plan-in-database bench-latency clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,16 @@ typecheck: $(STAMP)
 N ?= 1000000
 CHURN ?= 0.01
 STORE ?= sqlite
+PLANNER ?= embedded
+SOURCE ?= file
 bench: $(STAMP)
-	$(BIN)/python bench/run_bench.py --members $(N) --churn $(CHURN) --store $(STORE)
+	$(BIN)/python bench/run_bench.py --members $(N) --churn $(CHURN) --store $(STORE) \
+		--planner $(PLANNER) --source $(SOURCE)
+
+# plan (dry run) of the churned snapshot on PostgreSQL with confirmed state seeded by SQL:
+# both planners reading the same source table, and the DuckDB reference
+bench-plan-in-database: $(STAMP)
+	$(BIN)/python bench/plan_in_database.py --members $(N) --churn $(CHURN)
 
 AUDIENCES ?= 8
 bench-latency: $(STAMP)

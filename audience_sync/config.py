@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from audience_sync import config_errors
 from audience_sync.durations import parse_duration
 from audience_sync.errors import ConfigError
+from audience_sync.planner_placement import check_planner_placement
 from audience_sync.sources.specs import SourceSpec, TraitSourceSpec
 from audience_sync.state.lock import DEFAULT_LEASE_SECONDS
 from audience_sync.state.schema import check_schema_name
@@ -225,12 +226,18 @@ class MetricsSettings(_Section):
         return value.rstrip("/")
 
 
+PlannerKind = Literal["embedded", "in_database"]
+
+
 class AudienceSettings(_Section):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=100)
     list_id: int = Field(gt=0)
     profile_field_id: int | None = Field(default=None, gt=0)
     source: SourceSpec
     guards: GuardSettings | None = None
+    # Where the plan is computed: DuckDB in the job, or SQL inside the state database
+    # (allowed combinations: :mod:`audience_sync.planner_placement`).
+    planner: PlannerKind = "embedded"
 
 
 class TraitGuardSettings(_Section):
@@ -262,6 +269,7 @@ class TraitSettings(_Section):
     source: TraitSourceSpec
     clear_missing: bool = False
     guards: TraitGuardSettings = TraitGuardSettings()
+    planner: PlannerKind = "embedded"
 
     @model_validator(mode="after")
     def _field_known(self) -> TraitSettings:
@@ -432,7 +440,9 @@ def load_config(explicit_path: str | os.PathLike[str] | None = None) -> AppConfi
         ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    return AppConfig(settings=parse_settings(raw, source=str(path)), path=path)
+    settings = parse_settings(raw, source=str(path))
+    check_planner_placement(settings, os.environ)
+    return AppConfig(settings=settings, path=path)
 
 
 def parse_settings(raw: dict[str, Any], *, source: str = "config") -> Settings:

@@ -22,6 +22,7 @@ import httpx
 
 from audience_sync.pipeline import planning, polling, submitting
 from audience_sync.plan import engine as plan_engine
+from audience_sync.plan import in_database
 from audience_sync.plan import input as plan_input
 from audience_sync.state import changes, confirm, desired
 
@@ -64,6 +65,10 @@ _WRAPPED: list[tuple[Any, str, str]] = [
     (plan_engine.SnapshotPlan, "add", "load"),
     (plan_engine.SnapshotPlan, "load_state", "plan"),
     (plan_engine.SnapshotPlan, "compute", "plan"),
+    # The in-database planner: staging the source query normalised in SQL is its "read", the
+    # diff written to the ledger by INSERT ... SELECT its "plan" (its writes are inside).
+    (in_database, "stage_snapshot", "read_loop"),
+    (in_database, "write_plan", "plan"),
     (changes, "plan_batches", "write"),
     (desired, "record_deltas", "write"),
     (desired, "unpark", "write"),

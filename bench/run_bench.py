@@ -1,6 +1,11 @@
 """Benchmark: the job on an N-member audience against DuckDB's anti-join of the same files.
 
     python bench/run_bench.py --members 1000000 --churn 0.01 [--store sqlite|postgresql]
+        [--planner embedded|in_database] [--source file|table]
+
+``--source table`` (PostgreSQL only, implied by ``--planner in_database``) loads the member
+files into tables of the state database with COPY and reads them through a sql source, so the
+two planners can be compared on the same input.
 
 Scenarios, in order, on one state database and one sandbox (in its own process):
   first run        every member is new: N contacts turned on
@@ -33,6 +38,7 @@ from typing import Any
 import psycopg
 from probes import Probe, peak_rss_mb, reset_peak_rss, timing
 from sandbox_process import FIELD_ID, LIST_ID, SandboxInfo, SandboxProcess
+from source_table import load_source_table, table_source
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from workload import Workload, duckdb_diff, prepare
@@ -74,6 +80,8 @@ class Result:
     members: int
     churn: float
     store: str
+    planner: str = "embedded"
+    source: str = "file"
     rows: list[Row] = field(default_factory=list)
     duckdb_seconds: float = 0.0
     duckdb_rss_mb: float = 0.0
@@ -91,7 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--workdir", type=Path, default=Path(__file__).parent / "out")
     parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--planner", choices=("embedded", "in_database"), default="embedded")
+    parser.add_argument("--source", choices=("file", "table"), default="file")
     args = parser.parse_args(argv)
+    if args.planner == "in_database":
+        args.source = "table"
+    if args.source == "table" and args.store != "postgresql":
+        parser.error("--source table and --planner in_database need --store postgresql")
 
     started = time.perf_counter()
     workload = prepare(args.workdir, args.members, args.churn)
@@ -101,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         members=args.members,
         churn=args.churn,
         store=args.store,
+        planner=args.planner,
+        source=args.source,
     )
     sandbox = SandboxProcess(workload.contacts_csv, AUDIENCE)
     with sandbox as info:
@@ -128,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             f", DuckDB added/removed {reference.added}/{reference.removed}"
         )
     print_report(result)
-    out = args.workdir / f"result-{args.store}-{args.members}.json"
+    out = args.workdir / f"result-{args.store}-{args.planner}-{args.source}-{args.members}.json"
     out.write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
     print(f"\n(raw figures in {out})")
     return 0
@@ -137,8 +153,20 @@ def main(argv: list[str] | None = None) -> int:
 def run_scenarios(
     result: Result, workload: Workload, sandbox: SandboxInfo, engine: Engine, args: Any
 ) -> None:
-    old = write_config(args.workdir, "old", workload.old_csv, sandbox, engine, args.chunk_size)
-    new = write_config(args.workdir, "new", workload.new_csv, sandbox, engine, args.chunk_size)
+    sources = {}
+    for name, csv_path in (("old", workload.old_csv), ("new", workload.new_csv)):
+        if args.source == "table":
+            seconds = load_source_table(engine, f"bench_{name}", csv_path)
+            print(f"  COPY {csv_path.name} into bench_{name}: {seconds:.1f}s", flush=True)
+            sources[name] = table_source(engine, f"bench_{name}")
+        else:
+            sources[name] = f'{{ kind = "csv", path = "{csv_path}" }}'
+    old, new = (
+        write_config(
+            args.workdir, name, sources[name], sandbox, engine, args.chunk_size, args.planner
+        )
+        for name in ("old", "new")
+    )
     scenarios = [
         ("first run", old, False),
         ("unchanged rerun", old, False),
@@ -176,10 +204,11 @@ def run_scenarios(
 def write_config(
     workdir: Path,
     name: str,
-    members_csv: Path,
+    source: str,
     sandbox: SandboxInfo,
     engine: Engine,
     chunk_size: int | None,
+    planner: str = "embedded",
 ) -> AppConfig:
     sync = f"[sync]\nchunk_size = {chunk_size}\n" if chunk_size else ""
     text = f"""\
@@ -195,7 +224,8 @@ timeout_seconds = 600
 key = "{AUDIENCE}"
 list_id = {LIST_ID}
 profile_field_id = {FIELD_ID}
-source = {{ kind = "csv", path = "{members_csv}" }}
+planner = "{planner}"
+source = {source}
 """
     path = workdir / f"bench-{name}.toml"
     path.write_text(text, encoding="utf-8")
@@ -271,6 +301,7 @@ def print_report(result: Result) -> None:
     m = result.machine
     print(
         f"\n{result.members:,} members, churn {result.churn:.2%}, store {result.store}, "
+        f"planner {result.planner}, source {result.source}, "
         f"{m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, "
         f"SQLite {m['sqlite']}" + (f", PostgreSQL {m['postgresql']}" if "postgresql" in m else "")
     )

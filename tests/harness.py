@@ -42,6 +42,7 @@ class Harness:
     listrak_settings: dict[str, Any] = field(default_factory=dict)
     extra_toml: str = ""
     sources: dict[str, str] = field(default_factory=dict)  # audience key -> inline TOML table
+    planners: dict[str, str] = field(default_factory=dict)  # audience key -> planner, if set
     _engine: Engine | None = None
 
     # --- Listrak side -------------------------------------------------------------------
@@ -94,6 +95,7 @@ class Harness:
                 f'key = "{key}"',
                 f"list_id = {self.list_ids.get(key, LIST_ID)}",
                 f"profile_field_id = {field_id}",
+                *([f'planner = "{self.planners[key]}"'] if key in self.planners else []),
                 "source = "
                 + self.sources.get(key, f'{{ kind = "csv", path = "members/{key}.csv" }}'),
             ]

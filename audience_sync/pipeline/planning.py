@@ -29,7 +29,7 @@ from audience_sync.state.tables import VALUE_LENGTH
 from audience_sync.traits.values import FieldSpec
 
 if TYPE_CHECKING:
-    from audience_sync.plan.engine import EngineSettings, SnapshotPlan
+    from audience_sync.plan.engine import Counts, EngineSettings, SnapshotPlan
     from audience_sync.plan.traits import TraitSnapshot
     from audience_sync.sources.trait_sources import TraitSource
 
@@ -96,6 +96,9 @@ class SourcePlanner:
             fail_audience(ctx, run, "no profile_field_id; run `audience-sync setup` first")
             return
         source = self._sources[audience.key]
+        if audience.planner == "in_database":
+            self._plan_in_database(ctx, run, source, full=full)
+            return
         # Imported here: DuckDB and pyarrow load only when a run plans.
         import duckdb
 
@@ -125,40 +128,105 @@ class SourcePlanner:
             except duckdb.Error as exc:
                 fail_audience(ctx, run, str(planning_error(exc, settings)))
                 return
+        self._judge_and_record(
+            ctx, run, counts, rows_read=rows_read, invalid=invalid, notes=source.notes
+        )
+
+    def _plan_in_database(
+        self,
+        ctx: RunContext,
+        run: AudienceRun,
+        source: MemberSource | SourceError,
+        *,
+        full: bool,
+    ) -> None:
+        """The plan computed inside the state database (``planner = "in_database"``): staged,
+        diffed and written to the ledger in one transaction, committed before anything is
+        sent."""
+        from audience_sync.errors import PlanningError
+        from audience_sync.plan.in_database import SourceQuery, plan_in_database
+        from audience_sync.sources.sql import SqlSource
+
+        try:
+            if isinstance(source, SourceError):
+                raise source
+            assert isinstance(source, SqlSource), "the config allows only sql sources"
+            query = SourceQuery(
+                query=source.spec.query,
+                params=source.query_values(),
+                email_column=source.spec.email_column,
+                audience_key=run.key,
+                scrub=source.scrub,
+            )
             with ctx.engine.begin() as conn:
-                plan = PlanCounts(
-                    snapshot=counts.snapshot,
-                    confirmed_on_before=counts.confirmed_on_before,
-                    planned_on=counts.planned_on,
-                    planned_off=counts.planned_off + counts.reconcile_off,
-                    parked_on=counts.parked_on,
-                    parked_off=counts.parked_off,
-                )
-                on_in_listrak = (
-                    drift.on_in_listrak(conn, run.audience_id) if self.reconcile else None
-                )
-                run.plan = plan
-                run.acts_on_snapshot = True
-                run.verdict = check_guards(
-                    plan, ctx.config.guards_for(audience), on_in_listrak=on_in_listrak
-                )
-                ledger.record_audience_plan(
+                outcome = plan_in_database(
                     conn,
-                    ctx.run_id,
-                    run.audience_id,
-                    ledger.AudiencePlan(
-                        rows_read=rows_read,
-                        invalid_reasons=invalid,
-                        source_notes=source.notes,
-                        snapshot_count=plan.snapshot,
-                        confirmed_on_before=plan.confirmed_on_before,
-                        planned_on=plan.planned_on,
-                        planned_off=plan.planned_off,
-                        unchanged_count=plan.unchanged,
-                        parked_count=plan.parked_on + plan.parked_off,
-                        snapshot_fingerprint=counts.fingerprint,
-                    ),
+                    query,
+                    run_id=ctx.run_id,
+                    audience_id=run.audience_id,
+                    full=full,
+                    parked_before=utcnow() - ctx.config.settings.sync.retry_skipped_after,
+                    reconcile=self.reconcile,
+                    staged=lambda: checkpoint("staged"),
                 )
+        except (SourceError, PlanningError) as exc:
+            fail_audience(ctx, run, str(exc))
+            return
+        notes = {"rows": outcome.rows_read, "residual": outcome.residual}
+        self._judge_and_record(
+            ctx,
+            run,
+            outcome.counts,
+            rows_read=outcome.rows_read,
+            invalid=outcome.invalid,
+            notes=notes,
+        )
+
+    def _judge_and_record(
+        self,
+        ctx: RunContext,
+        run: AudienceRun,
+        counts: Counts,
+        *,
+        rows_read: int,
+        invalid: dict[str, int],
+        notes: dict[str, int],
+    ) -> None:
+        """Judge an audience's plan by its guards and record its counts on the run."""
+        audience = run.settings
+        assert isinstance(audience, AudienceSettings)
+        with ctx.engine.begin() as conn:
+            plan = PlanCounts(
+                snapshot=counts.snapshot,
+                confirmed_on_before=counts.confirmed_on_before,
+                planned_on=counts.planned_on,
+                planned_off=counts.planned_off + counts.reconcile_off,
+                parked_on=counts.parked_on,
+                parked_off=counts.parked_off,
+            )
+            on_in_listrak = drift.on_in_listrak(conn, run.audience_id) if self.reconcile else None
+            run.plan = plan
+            run.acts_on_snapshot = True
+            run.verdict = check_guards(
+                plan, ctx.config.guards_for(audience), on_in_listrak=on_in_listrak
+            )
+            ledger.record_audience_plan(
+                conn,
+                ctx.run_id,
+                run.audience_id,
+                ledger.AudiencePlan(
+                    rows_read=rows_read,
+                    invalid_reasons=invalid,
+                    source_notes=notes,
+                    snapshot_count=plan.snapshot,
+                    confirmed_on_before=plan.confirmed_on_before,
+                    planned_on=plan.planned_on,
+                    planned_off=plan.planned_off,
+                    unchanged_count=plan.unchanged,
+                    parked_count=plan.parked_on + plan.parked_off,
+                    snapshot_fingerprint=counts.fingerprint,
+                ),
+            )
         logger.info(
             "audience.planned",
             extra={

@@ -228,10 +228,26 @@ class SqlSource(SourceBase[SqlSourceSpec]):
 
     def _statement(self) -> TextClause:
         """The query with ``:audience_key`` and the configured params bound (those it uses)."""
-        statement = text(self._spec.query)
-        wanted = set(statement.compile().params)
+        return text(self._spec.query).bindparams(**self.query_values())
+
+    def query_values(self) -> dict[str, ParamValue]:
+        """The values of the query's bound parameters: ``:audience_key`` and the configured
+        params, those the query uses."""
+        wanted = set(text(self._spec.query).compile().params)
         values: dict[str, ParamValue] = {"audience_key": self._audience_key, **self._spec.params}
-        return statement.bindparams(**{k: v for k, v in values.items() if k in wanted})
+        return {k: v for k, v in values.items() if k in wanted}
+
+    @property
+    def spec(self) -> SqlSourceSpec:
+        return self._spec
+
+    def scrub(self, message: str) -> str:
+        """``message`` (a database's error line) with the URL's substituted values, its
+        password and the configured parameter values masked."""
+        resolved = interpolate_env(
+            self._spec.url, self._environ, self._audience_key, masked=self._param_texts()
+        )
+        return resolved.scrub(message)
 
     def _param_texts(self) -> list[str]:
         """The configured parameters as a database error could quote them."""
