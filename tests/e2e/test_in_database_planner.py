@@ -274,3 +274,33 @@ def test_a_failing_source_query_fails_only_its_audience_with_one_clean_line(
     assert "nowhere" in str(errors["missing"])
     with h.engine.connect() as conn:
         assert set(conn.execute(select(run_changes.c.email)).scalars()) == set(PLAIN[:5])
+
+
+def test_planning_in_the_database_with_the_state_in_its_own_schema(
+    tmp_path: Path, listrak_account: SandboxServer, pg_database_url: str
+) -> None:
+    """State tables in ``[state] schema``, the source table in ``public``: the planner's SQL
+    finds both through the search path, and writes into the schema's tables only."""
+    h = Harness(
+        root=tmp_path, sandbox=listrak_account, state_url=pg_database_url, state_schema="sync"
+    )
+    try:
+        with h.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE public.source_members (grp text, email text)"))
+        members = [f"s{i:03d}@example.com" for i in range(40)]
+        h.add_contacts(subscribed=members)
+        add_audience(h, "vip_in_db", 401, "in_database", sql_source(h, "vip"))
+        set_source(h, "vip", members)
+        result = h.run()
+        assert result.status == "succeeded", result.error
+        assert h.members_on("vip_in_db") == set(members)
+        with h.engine.connect() as conn:
+            where = conn.execute(
+                text(
+                    "SELECT table_schema FROM information_schema.tables "
+                    "WHERE table_name IN ('memberships', 'source_members') ORDER BY table_name"
+                )
+            ).scalars()
+            assert list(where) == ["sync", "public"]
+    finally:
+        h.close()
