@@ -73,6 +73,7 @@ _WRAPPED: list[tuple[Any, str, str]] = [
     (plan_engine.SnapshotPlan, "compute", "plan"),
     (changes, "plan_batches", "write"),
     (desired, "record_deltas", "write"),
+    (desired, "record_planned_on_as_deltas", "write"),
     (desired, "unpark", "write"),
     (desired, "apply_deltas", "write"),
     (submitting, "submit_audience", "submit"),
