@@ -63,6 +63,26 @@ def _serve(contacts_csv: str, audience_key: str, import_delay: float, pipe: Conn
                 pipe.send(psutil.Process().memory_info().rss / 2**20)
 
 
+def handling_seconds(info: SandboxInfo) -> dict[str, float]:
+    """The sandbox's own time so far per route (``"POST /email/v1/List/{listId}/ListImport"``),
+    from each request's body received to its answer sent."""
+    response = httpx.get(info.base_url + "/_sandbox/stats", timeout=60)
+    response.raise_for_status()
+    return {key: float(value) for key, value in response.json()["handling_seconds"].items()}
+
+
+def stage_of_route(key: str) -> str | None:
+    """The job's stage that waits on the sandbox's handling of a route; None for the status
+    polls, whose time (applying the import included) is already inside *await*."""
+    if key.endswith("/Status"):
+        return None
+    if key.endswith(("/Summary", "/{importFileId}/Contact")):
+        return "confirm"
+    if key.startswith("POST /OAuth2"):
+        return "other"
+    return "submit"
+
+
 class SandboxProcess:
     def __init__(self, contacts_csv: Path, audience_key: str, *, import_delay: float = 0.05):
         context = mp.get_context("spawn")

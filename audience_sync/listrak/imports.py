@@ -7,6 +7,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from audience_sync.listrak.models import (
     ContactSegmentationFieldValue,
@@ -14,6 +15,9 @@ from audience_sync.listrak.models import (
     ImportFile,
     ImportFileMapping,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 EMAIL_HEADER = "EmailAddress"
 DELIMITER = ","
@@ -68,6 +72,78 @@ def split_into_parts(
         blanks += not value
     if count:
         yield ImportPart(part, buffer.getvalue(), first, last, count, blanks)
+
+
+def split_batches_into_parts(
+    batches: Iterable[pa.RecordBatch], *, column_name: str, max_bytes: int
+) -> Iterator[ImportPart]:
+    """:func:`split_into_parts` of Arrow batches of ``(email, value)`` strings, the same bytes
+    and parts: the lines are built and measured column-wise, and a part's body is a slice of
+    the lines' buffer; only rows that need quoting (or have a blank value) are written one by
+    one."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    header = _csv_line((EMAIL_HEADER, column_name))
+    part = 1
+    pieces: list[bytes] = []
+    size = 0  # bytes of the part being filled, header included; 0 before its first row
+    first = last = ""
+    count = blanks = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        emails, values = batch.column(0), batch.column(1)
+        lines = _csv_lines(emails, values)
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[: len(lines) + 1]
+        data = lines.buffers()[2]
+        blank_before = np.concatenate(
+            ([0], np.cumsum(pc.equal(values, "").to_numpy(zero_copy_only=False)))
+        )
+        start = 0
+        while start < len(lines):
+            if count == 0:
+                size = len(header)
+            # The rows that still fit: line ends measured from this part's first row.
+            room = max_bytes - size + int(offsets[start])
+            end = int(np.searchsorted(offsets[start + 1 :], room, side="right")) + start
+            if count == 0:
+                end = max(end, start + 1)  # a part holds at least one row
+            if end > start:
+                if count == 0:
+                    pieces.append(header)
+                    first = emails[start].as_py()
+                pieces.append(data[int(offsets[start]) : int(offsets[end])].to_pybytes())
+                size += int(offsets[end] - offsets[start])
+                count += end - start
+                blanks += int(blank_before[end] - blank_before[start])
+                last = emails[end - 1].as_py()
+                start = end
+            if start < len(lines):
+                yield ImportPart(part, b"".join(pieces), first, last, count, blanks)
+                part += 1
+                pieces, count, blanks = [], 0, 0
+    if count:
+        yield ImportPart(part, b"".join(pieces), first, last, count, blanks)
+
+
+def _csv_lines(emails: pa.Array, values: pa.Array) -> pa.Array:
+    """Each row's CSV line, as :func:`_csv_line` writes it, as one unsliced string array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    quoted = pc.or_(
+        pc.match_substring_regex(emails, r'[,"\r\n]|^$'),
+        pc.match_substring_regex(values, r'[,"\r\n]|^$'),
+    )
+    lines = pc.binary_join_element_wise(
+        pc.binary_join_element_wise(emails, values, ","), pa.scalar("\r\n"), ""
+    )
+    if pc.any(quoted).as_py():
+        rows = pc.indices_nonzero(quoted).to_pylist()
+        written = [_csv_line((emails[i].as_py(), values[i].as_py())).decode("utf-8") for i in rows]
+        lines = pc.replace_with_mask(lines, quoted, pa.array(written, type=pa.string()))
+    return pa.concat_arrays([lines]) if lines.offset else lines
 
 
 def build_import_file(

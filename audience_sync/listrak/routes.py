@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from audience_sync.config import ListrakSettings
 from audience_sync.listrak.client import ListrakClient
@@ -22,10 +22,13 @@ from audience_sync.listrak.imports import (
     build_import_file,
     field_value_batch,
     import_file_name,
-    split_into_parts,
+    split_batches_into_parts,
 )
 from audience_sync.listrak.models import ContactSegmentationFieldValues
 from audience_sync.state.db import utcnow
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,10 @@ class SubmitRoute(Protocol):
     def smaller_limit(self, part: Part) -> int: ...
 
     def parts(
-        self, rows: Iterable[tuple[str, str]], *, limit: int, first_number: int
-    ) -> Iterator[Part]: ...
+        self, batches: Iterable[pa.RecordBatch], *, limit: int, first_number: int
+    ) -> Iterator[Part]:
+        """Arrow batches of ``(email, value)`` in email order, as parts of at most ``limit``."""
+        ...
 
     def post(self, part: Part) -> str: ...
 
@@ -91,10 +96,10 @@ class ListImportRoute(_Route):
         return part.byte_count // 2
 
     def parts(
-        self, rows: Iterable[tuple[str, str]], *, limit: int, first_number: int
+        self, batches: Iterable[pa.RecordBatch], *, limit: int, first_number: int
     ) -> Iterator[Part]:
         for offset, chunk in enumerate(
-            split_into_parts(rows, column_name=self._key, max_bytes=limit)
+            split_batches_into_parts(batches, column_name=self._key, max_bytes=limit)
         ):
             number = first_number + offset
             yield Part(
@@ -133,9 +138,13 @@ class FieldValuesRoute(_Route):
         return part.row_count // 2
 
     def parts(
-        self, rows: Iterable[tuple[str, str]], *, limit: int, first_number: int
+        self, batches: Iterable[pa.RecordBatch], *, limit: int, first_number: int
     ) -> Iterator[Part]:
-        iterator = iter(rows)
+        iterator = (
+            pair
+            for batch in batches
+            for pair in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True)
+        )
         number = first_number
         while batch := list(islice(iterator, limit)):
             body = json.dumps(

@@ -5,7 +5,6 @@ body (Listrak's size limit) halves the part size and goes on with what is left."
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 from audience_sync.checkpoints import checkpoint
 from audience_sync.errors import (
@@ -34,14 +33,10 @@ def submit_audience(ctx: RunContext, run: AudienceRun, poller: ImportPoller) -> 
         ledger.set_audience_status(conn, ctx.run_id, run.audience_id, AudienceStatus.SUBMITTED)
     while True:
         with ctx.engine.connect() as reader:
-            rows = diff.changes_in_order(reader, ctx.run_id, run.audience_id)
-            pairs: Iterator[tuple[str, str]] = (
-                # A trait sends its value (blank clears); an audience its CheckBox on/off.
-                ((r.email, r.value or "") for r in rows)
-                if run.is_trait
-                else ((r.email, r.action) for r in rows)
+            batches = diff.sent_values_in_order(
+                reader, ctx.run_id, run.audience_id, trait=run.is_trait
             )
-            for part in route.parts(pairs, limit=limit, first_number=next_number):
+            for part in route.parts(batches, limit=limit, first_number=next_number):
                 next_number = part.number + 1
                 poller.wait_for_slot()
                 if run.failed:

@@ -37,12 +37,29 @@ def plan_snapshot(
         for batch in snapshot.changes():
             with conn.begin():
                 changes.plan_batches(conn, run_id=run_id, audience_id=audience_id, batches=[batch])
-        for batch in snapshot.deltas():
+        if deltas_are_planned_on(counts):
             with conn.begin():
-                desired.record_deltas(conn, run_id=run_id, audience_id=audience_id, batches=[batch])
+                desired.record_planned_on_as_deltas(conn, run_id=run_id, audience_id=audience_id)
+        else:
+            for batch in snapshot.deltas():
+                with conn.begin():
+                    desired.record_deltas(
+                        conn, run_id=run_id, audience_id=audience_id, batches=[batch]
+                    )
         with conn.begin():
             desired.unpark(conn, audience_id=audience_id, batches=snapshot.unparked())
     return counts
+
+
+def deltas_are_planned_on(counts: Counts) -> bool:
+    """Whether the deltas (every snapshot member ``on``, and ``off`` for each desired member
+    no longer in it) are exactly the planned ``on`` changes, as in a first run.
+
+    Every snapshot member a delta ``on`` and none ``off``: nothing was desired before. Every
+    snapshot member planned ``on`` (the ``on`` changes are a subset of the snapshot, so equal
+    in number means equal): the ``on`` changes are the snapshot.
+    """
+    return counts.delta_off == 0 and counts.delta_on == counts.snapshot == counts.planned_on
 
 
 def plan_emails(

@@ -1,10 +1,12 @@
-"""ASGI middleware in front of the Listrak routes: request counting, pause, injected failures,
-bearer-token checks, the body-size limit and dropped answers. Admin routes pass untouched."""
+"""ASGI middleware in front of the Listrak routes: request counting and handling time, pause,
+injected failures, bearer-token checks, the body-size limit and dropped answers. Admin routes
+pass untouched."""
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Sequence
 
 from starlette.responses import JSONResponse
@@ -74,10 +76,14 @@ class ListrakGate:
             await JSONResponse(exc.body(), status_code=exc.status)(scope, receive, send)
             return
         replay = _replay(body, receive)
-        if self.world.take_drop(method, path, is_api=is_api):
-            await _answer_then_drop(self.app, scope, replay, send)
-        else:
-            await self.app(scope, replay, send)
+        started = time.perf_counter()
+        try:
+            if self.world.take_drop(method, path, is_api=is_api):
+                await _answer_then_drop(self.app, scope, replay, send)
+            else:
+                await self.app(scope, replay, send)
+        finally:
+            self.world.add_handling_time(f"{method} {template}", time.perf_counter() - started)
 
     def _check_before_body(self, scope: Scope, method: str, path: str, is_api: bool) -> None:
         if self.world.faults().api_paused:

@@ -70,6 +70,7 @@ class SandboxWorld:
         self._imports: dict[int, ImportRecord] = {}
         self._tokens: dict[str, float] = {}
         self._requests: Counter[str] = Counter()
+        self._handling_seconds: dict[str, float] = {}
         self._next_id = 1000
 
     # --- administration ----------------------------------------------------------------------
@@ -248,6 +249,7 @@ class SandboxWorld:
         with self._lock:
             return {
                 "requests": dict(self._requests),
+                "handling_seconds": dict(self._handling_seconds),
                 "imports": [
                     {
                         "importFileId": record.import_id,
@@ -265,6 +267,12 @@ class SandboxWorld:
     def count_request(self, key: str) -> None:
         with self._lock:
             self._requests[key] += 1
+
+    def add_handling_time(self, key: str, seconds: float) -> None:
+        """The sandbox's own time on a request, from its whole body received to its answer
+        sent: what a benchmark subtracts to get the client's own time."""
+        with self._lock:
+            self._handling_seconds[key] = self._handling_seconds.get(key, 0.0) + seconds
 
     def issue_token(self, client_id: str, client_secret: str) -> tuple[str, float]:
         """Return ``(token, lifetime_seconds)`` or raise ``ERROR_INVALID_CREDENTIALS``."""

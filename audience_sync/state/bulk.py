@@ -1,13 +1,15 @@
 """Bulk writes of many rows from Arrow record batches: COPY on PostgreSQL, the driver's
-``executemany`` on SQLite, SQLAlchemy's executemany elsewhere. Inside the caller's transaction,
+``executemany`` (or, for one varying column, ``json_each``) on SQLite, SQLAlchemy's
+executemany elsewhere. Inside the caller's transaction,
 so a plan's rows commit together with its ledger counts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:
@@ -58,3 +60,30 @@ def insert_batches(
         else:
             conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
     return total
+
+
+def insert_column(
+    conn: Connection, table: Table, column: str, values: pa.Array, constants: Mapping[str, Any]
+) -> int:
+    """Insert one row per value of an Arrow string array, the other columns set to
+    ``constants`` (column names from code); returns the row count.
+
+    SQLite gets the values as one bound JSON array expanded by ``json_each`` in a single
+    statement: per-row ``executemany`` re-runs the statement, and its CHECK constraints, for
+    every row, several times slower.
+    """
+    if len(values) == 0:
+        return 0
+    if conn.dialect.name != "sqlite":
+        fixed = tuple(constants.values())
+        rows = [(*fixed, value) for value in values.to_pylist()]
+        return insert_batches(conn, table, [*constants, column], [rows])
+    names = ", ".join(f'"{c}"' for c in [*constants, column])
+    binds = ", ".join(f":c{i}" for i in range(len(constants)))
+    params: dict[str, Any] = {f"c{i}": value for i, value in enumerate(constants.values())}
+    params["values"] = json.dumps(values.to_pylist())
+    conn.execute(
+        text(f'INSERT INTO "{table.name}" ({names}) SELECT {binds}, value FROM json_each(:values)'),
+        params,
+    )
+    return len(values)

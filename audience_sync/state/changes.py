@@ -25,7 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CompoundSelect, Exists
 
 from audience_sync.redaction import one_line
-from audience_sync.state.bulk import insert_batches, rows_of
+from audience_sync.state.bulk import insert_batches, insert_column, rows_of
 from audience_sync.state.statuses import (
     OPEN_IMPORT_STATUSES,
     UNRESOLVED_CHANGE_STATUSES,
@@ -53,11 +53,27 @@ class ResultVocabulary:
 def plan_batches(
     conn: Connection, *, run_id: int, audience_id: int, batches: Iterable[pa.RecordBatch]
 ) -> int:
-    """Plan every ``(email, action)`` row of Arrow record batches (each email once), in bulk."""
-    rows = rows_of(batches, before=(run_id, audience_id), after=(ChangeStatus.PLANNED.value,))
-    return insert_batches(
-        conn, run_changes, ["run_id", "audience_id", "email", "action", "status"], rows
-    )
+    """Plan every ``(email, action)`` row of Arrow record batches (each email once), in bulk:
+    the emails of each action in one statement."""
+    import pyarrow.compute as pc
+
+    total = 0
+    for batch in batches:
+        emails, actions = batch.column(0), batch.column(1)
+        for action in pc.unique(actions).to_pylist():
+            total += insert_column(
+                conn,
+                run_changes,
+                "email",
+                emails.filter(pc.equal(actions, action)),
+                {
+                    "run_id": run_id,
+                    "audience_id": audience_id,
+                    "action": action,
+                    "status": ChangeStatus.PLANNED.value,
+                },
+            )
+    return total
 
 
 def plan_value_batches(

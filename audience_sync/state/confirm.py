@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, insert, literal, select, text
+from sqlalchemy import bindparam, delete, exists, func, insert, literal, select, text
 from sqlalchemy.engine import Connection
 
 from audience_sync.state import changes
@@ -98,9 +98,6 @@ def _advance_memberships(
 ) -> None:
     """Confirmed changes set ``value`` (a trait's ``clear`` sets NULL); ``desired`` (the
     snapshot's say) is left as it is."""
-    confirmed = select(run_changes.c.email).where(
-        run_changes.c.import_id == import_row_id, run_changes.c.status == ChangeStatus.CONFIRMED
-    )
     conn.execute(
         text(
             "INSERT INTO memberships (audience_id, email, value, confirmed_run_id, confirmed_at) "
@@ -120,22 +117,32 @@ def _advance_memberships(
             "confirmed": ChangeStatus.CONFIRMED.value,
         },
     )
+    _unpark_changes_of(conn, import_row_id, audience_id, ChangeStatus.CONFIRMED)
+
+
+def _unpark_changes_of(
+    conn: Connection, import_row_id: int, audience_id: int, status: ChangeStatus
+) -> None:
+    """Forget the parked skips of the import's contacts whose change ended ``status``. Probed
+    from the parked side (usually few rows, none in a first run) through the changes'
+    ``(audience_id, email)`` index, never by listing every change of the import."""
     conn.execute(
         delete(parked_contacts).where(
-            parked_contacts.c.audience_id == audience_id, parked_contacts.c.email.in_(confirmed)
+            parked_contacts.c.audience_id == audience_id,
+            exists().where(
+                run_changes.c.audience_id == parked_contacts.c.audience_id,
+                run_changes.c.email == parked_contacts.c.email,
+                # ``+ 0``: not through the import's index, which would scan the whole import
+                # for every parked contact.
+                run_changes.c.import_id + 0 == import_row_id,
+                run_changes.c.status == status,
+            ),
         )
     )
 
 
 def _park_skipped(conn: Connection, import_row_id: int, run_id: int, audience_id: int) -> None:
-    skipped = select(run_changes.c.email).where(
-        run_changes.c.import_id == import_row_id, run_changes.c.status == ChangeStatus.SKIPPED
-    )
-    conn.execute(
-        delete(parked_contacts).where(
-            parked_contacts.c.audience_id == audience_id, parked_contacts.c.email.in_(skipped)
-        )
-    )
+    _unpark_changes_of(conn, import_row_id, audience_id, ChangeStatus.SKIPPED)
     conn.execute(
         insert(parked_contacts).from_select(
             ["audience_id", "email", "action", "reason", "run_id", "parked_at"],

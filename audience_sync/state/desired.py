@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, bindparam, delete, func, not_, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, insert, not_, select, text, update
 from sqlalchemy.engine import Connection
 
 from audience_sync.state.bulk import insert_batches, rows_of
@@ -22,6 +22,7 @@ from audience_sync.state.tables import (
     memberships,
     parked_contacts,
     run_audiences,
+    run_changes,
     snapshot_deltas,
 )
 
@@ -39,6 +40,27 @@ def record_deltas(
     return insert_batches(
         conn, snapshot_deltas, ["run_id", "audience_id", "email", "desired"], rows
     )
+
+
+def record_planned_on_as_deltas(conn: Connection, *, run_id: int, audience_id: int) -> int:
+    """Record the run's planned ``on`` changes as its deltas, inside the database: what a plan
+    records when its deltas are exactly those (a first run: every member new, none confirmed)."""
+    result = conn.execute(
+        insert(snapshot_deltas).from_select(
+            ["run_id", "audience_id", "email", "desired"],
+            select(
+                run_changes.c.run_id,
+                run_changes.c.audience_id,
+                run_changes.c.email,
+                run_changes.c.action,
+            ).where(
+                run_changes.c.run_id == run_id,
+                run_changes.c.audience_id == audience_id,
+                run_changes.c.action == ON,
+            ),
+        )
+    )
+    return int(result.rowcount)
 
 
 def desired_on_count(conn: Connection, audience_id: int) -> int:

@@ -9,12 +9,17 @@ minus contacts parked by an earlier skip for the same action (unless the skip is
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, CursorResult
 
 from audience_sync.state.statuses import ChangeAction, ChangeStatus
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 from audience_sync.state.tables import (
     memberships,
     run_changes,
@@ -61,3 +66,21 @@ def changes_in_order(
         .order_by(run_changes.c.email)
     )
     return conn.execution_options(stream_results=True, yield_per=10_000).execute(query)
+
+
+def sent_values_in_order(
+    conn: Connection, run_id: int, audience_id: int, *, trait: bool, batch_rows: int = 100_000
+) -> Iterator[pa.RecordBatch]:
+    """The run's planned changes as Arrow batches of ``(email, value)`` in email order, the
+    value being what is sent: an audience's CheckBox ``on``/``off``, a trait's value (blank
+    clears it)."""
+    import pyarrow as pa
+
+    rows = changes_in_order(conn, run_id, audience_id)
+    for partition in rows.partitions(batch_rows):
+        emails, actions, values = zip(*partition, strict=True)
+        sent = [value or "" for value in values] if trait else actions
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(emails, type=pa.string()), pa.array(sent, type=pa.string())],
+            names=["email", "value"],
+        )

@@ -114,7 +114,7 @@ def test_reset_clears_data_and_faults(sandbox: SandboxServer, admin: httpx.Clien
     assert admin.post("/reset").status_code == 200
     assert admin.get("/faults").json()["api_paused"] is False
     assert sandbox.world.lists() == []
-    assert admin.get("/stats").json() == {"requests": {}, "imports": []}
+    assert admin.get("/stats").json() == {"requests": {}, "handling_seconds": {}, "imports": []}
 
 
 def test_stats_count_requests_by_route_template(
@@ -137,6 +137,22 @@ def test_stats_count_requests_by_route_template(
         "rows": 2,
         "route": "ListImport",
     }
+
+
+def test_stats_add_up_the_time_spent_handling_each_route(
+    sandbox: SandboxServer, admin: httpx.Client, api: httpx.Client
+) -> None:
+    _seed(admin)
+    text = "email,f\na@b.com,on\n"
+    response = api.post(f"/List/{LIST_ID}/ListImport", json=import_body(text, fileName="t.csv"))
+    wait_completed(api, response.json()["resourceId"])
+    admin.get("/faults")
+    stats = admin.get("/stats").json()
+    # Every request that reached a Listrak route is timed, under the same key it is counted;
+    # the admin API is not.
+    assert set(stats["handling_seconds"]) == set(stats["requests"])
+    assert all(seconds > 0 for seconds in stats["handling_seconds"].values())
+    assert "POST /email/v1/List/{listId}/ListImport" in stats["handling_seconds"]
 
 
 def test_seed_settings_load_lists_fields_and_contacts() -> None:

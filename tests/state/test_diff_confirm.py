@@ -171,3 +171,33 @@ def test_audiences_do_not_see_each_other(engine: Engine) -> None:
     settle(engine, run_a, aud_a, None)
     run_b, aud_b = new_run(engine, ["a@x.com"], audience_key="two")
     assert plan(engine, run_b, aud_b).planned_on == 1
+
+
+def test_a_parked_skip_sent_again_is_forgotten_when_confirmed_and_renewed_when_skipped(
+    engine: Engine,
+) -> None:
+    members = ["a@x.com", "b@x.com", "c@x.com", "d@x.com"]
+    run_id, audience_id = new_run(engine, members)
+    plan(engine, run_id, audience_id)
+    skipped = {"a@x.com": "NotSubscribed", "b@x.com": "NotSubscribed", "c@x.com": "NotOnList"}
+    settle(engine, run_id, audience_id, {**skipped, "d@x.com": "Updated"})
+    # Another audience's parked skip of the same contact is not this import's to forget.
+    other_run, other_audience = new_run(engine, ["a@x.com"], audience_key="other")
+    plan(engine, other_run, other_audience)
+    settle(engine, other_run, other_audience, {"a@x.com": "NotSubscribed"})
+
+    run2, _ = new_run(engine, members)
+    plan(engine, run2, audience_id, retry_after=timedelta(0))
+    assert set(changes(engine, run2)) == {"a@x.com", "b@x.com", "c@x.com"}
+    settle(engine, run2, audience_id, {"a@x.com": "Updated", "b@x.com": "NotOnList"})
+    with engine.connect() as conn:
+        parked = {
+            (r.audience_id, r.email): (r.reason, r.run_id)
+            for r in conn.execute(select(parked_contacts))
+        }
+    assert parked == {
+        (audience_id, "b@x.com"): ("NotOnList", run2),
+        # c@x.com failed (no result): its parked skip stays as it was.
+        (audience_id, "c@x.com"): ("NotOnList", run_id),
+        (other_audience, "a@x.com"): ("NotSubscribed", other_run),
+    }

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from audience_sync.errors import StateError
 from audience_sync.state import migrate
@@ -52,5 +54,60 @@ def test_out_of_date_schema_is_refused_with_advice(database_url: str) -> None:
             migrate.ensure_current(engine)
         migrate.upgrade(engine)
         migrate.ensure_current(engine)
+    finally:
+        engine.dispose()
+
+
+def _insert_change(conn: Connection, email: str, status: str) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO run_changes (run_id, audience_id, email, action, status) "
+            "VALUES (1, 1, :email, 'on', :status)"
+        ),
+        {"email": email, "status": status},
+    )
+
+
+def test_0008_keeps_the_changes_and_what_their_checks_allow(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine, "0007")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO sync_runs (id, trigger, status, started_at, host, pid, "
+                    "planned_count, confirmed_count, skipped_count, failed_count) "
+                    "VALUES (1, 'manual', 'running', CURRENT_TIMESTAMP, 'h', 1, 0, 0, 0, 0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO audiences (id, key, list_id, source_description, created_at, "
+                    "updated_at) VALUES (1, 'a', 1, '', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            _insert_change(conn, "kept@example.com", "planned")
+        for revision in ("0008", "0007", "0008"):
+            if revision == "0007":
+                migrate.downgrade(engine, revision)
+            else:
+                migrate.upgrade(engine, revision)
+            with engine.begin() as conn:
+                rows = conn.execute(text("SELECT email, action, status FROM run_changes")).all()
+                assert [tuple(r) for r in rows] == [("kept@example.com", "on", "planned")]
+                conn.execute(text("UPDATE run_changes SET status = 'confirmed'"))
+                conn.execute(text("UPDATE run_changes SET status = 'planned'"))
+            for bad_status in ("bogus", "Planned"):
+                with pytest.raises(IntegrityError), engine.begin() as conn:
+                    _insert_change(conn, f"{revision}@example.com", bad_status)
+            with pytest.raises(IntegrityError), engine.begin() as conn:
+                conn.execute(text("UPDATE run_changes SET action = 'maybe'"))
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                ddl = conn.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name = 'run_changes'")
+                ).scalar_one()
+            assert " IN (" not in ddl
+            assert "\"status\" = 'planned' OR" in ddl
     finally:
         engine.dispose()

@@ -4,18 +4,19 @@ states (full sync or not, reconcile or not)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
 
-from audience_sync.plan.engine import EngineSettings, SnapshotPlan
-from audience_sync.plan.writer import plan_emails
+from audience_sync.plan.engine import Counts, EngineSettings, SnapshotPlan
+from audience_sync.plan.writer import deltas_are_planned_on, plan_emails
 from audience_sync.state import ledger
 from audience_sync.state.db import utcnow
 from audience_sync.state.statuses import RunTrigger
@@ -103,6 +104,47 @@ def reset(engine: Engine) -> None:
 )
 @given(state=states)
 def test_duckdb_plan_equals_the_reference(engine: Engine, state: State) -> None:
+    plan_and_compare(engine, state)
+
+
+FIRST_RUN = State(
+    confirmed={},
+    desired={},
+    parked={},
+    listrak_on=set(),
+    snapshot=EMAILS[:5] + EMAILS[2:4],
+    full=False,
+    reconcile=False,
+    dedupe_partition_rows=10_000_000,
+)
+
+
+@pytest.mark.parametrize(
+    ("state", "deltas_from_changes"),
+    [
+        (FIRST_RUN, True),
+        # --full plans every member on, whatever was confirmed: still the deltas if nothing
+        # was desired.
+        (replace(FIRST_RUN, confirmed={EMAILS[0]: "on", EMAILS[9]: "off"}, full=True), True),
+        # Nothing desired, but a member parked recently is not planned: it is still a delta.
+        (replace(FIRST_RUN, parked={EMAILS[1]: ("on", True)}), False),
+        # Nothing desired, but a member confirmed on is not planned: it is still a delta.
+        (replace(FIRST_RUN, confirmed={EMAILS[1]: "on"}), False),
+        # Every member planned, but a desired member left: an off delta.
+        (replace(FIRST_RUN, desired={EMAILS[9]: "on"}), False),
+        # A desired member still in the snapshot is no delta.
+        (replace(FIRST_RUN, desired={EMAILS[1]: "on"}), False),
+        (replace(FIRST_RUN, snapshot=[]), True),
+    ],
+)
+def test_deltas_come_from_the_planned_changes_only_when_they_are_the_same(
+    engine: Engine, state: State, deltas_from_changes: bool
+) -> None:
+    counts = plan_and_compare(engine, state)
+    assert deltas_are_planned_on(counts) is deltas_from_changes
+
+
+def plan_and_compare(engine: Engine, state: State) -> Counts:
     reset(engine)
     now = utcnow()
     confirmed, desired_, parked = state.confirmed, state.desired, state.parked
@@ -174,6 +216,7 @@ def test_duckdb_plan_equals_the_reference(engine: Engine, state: State) -> None:
     assert counts.snapshot == expected["snapshot"]
     assert (counts.parked_on, counts.parked_off) == (expected["parked_on"], expected["parked_off"])
     assert counts.planned_on + counts.planned_off + counts.reconcile_off == len(planned)
+    return counts
 
 
 def test_partitioned_deduplication_keeps_the_snapshot_and_its_fingerprint() -> None:
