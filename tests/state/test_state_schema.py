@@ -129,11 +129,9 @@ def test_downgrade_and_upgrade_stay_in_the_schema(
     migrate.upgrade(schema_engine)
     head = migrate.head_revision()
 
-    migrate.downgrade(schema_engine, "-1")
-    previous = migrate.current_revision(schema_engine)
-    assert previous is not None
-    assert previous != head
-    assert "kind" not in columns_of(plain_engine, SCHEMA, "audiences")  # what the newest added
+    migrate.downgrade(schema_engine, "0006")
+    assert migrate.current_revision(schema_engine) == "0006"
+    assert "kind" not in columns_of(plain_engine, SCHEMA, "audiences")  # what 0007 added
 
     migrate.downgrade(schema_engine, "base")
     assert migrate.current_revision(schema_engine) is None
