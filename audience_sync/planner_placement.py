@@ -1,6 +1,6 @@
 """Which audiences may be planned inside the state database (``planner = "in_database"``).
 
-The in-database planner runs the audience's source query in the state database's own
+The in-database planner runs the audience's (or trait's) source query in the state database's own
 connection, so the query must live there: the state database is PostgreSQL and the source is
 ``kind = "sql"`` whose URL names the same server and database (after ``${VAR}``
 substitution). Any other combination is a config error (exit 2) naming the audience and why.
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 IN_DATABASE = "in_database"
 POSTGRESQL_PORT = 5432
-# The email column is composed into the staging SQL as an identifier, so only plain names.
+# The email (and a trait's value) column is composed into the staging SQL as an identifier,
+# so only plain names.
 EMAIL_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -29,11 +30,11 @@ def check_planner_placement(settings: Settings, environ: Mapping[str, str]) -> N
     """Raise :class:`ConfigError` for the first audience or trait that asks for the
     in-database planner where it cannot run."""
     for trait in settings.traits:
-        if trait.planner == IN_DATABASE:
-            raise ConfigError(
-                f"trait {trait.key!r}: planner = 'in_database' is not supported for traits yet; "
-                "remove it (traits use the embedded planner)"
-            )
+        if trait.planner != IN_DATABASE:
+            continue
+        problem = placement_problem(settings.state.url, trait.source, trait.key, environ)
+        if problem:
+            raise ConfigError(f"trait {trait.key!r}: planner = 'in_database' {problem}")
     for audience in settings.audiences:
         if audience.planner != IN_DATABASE:
             continue
@@ -55,6 +56,9 @@ def placement_problem(
         return f"needs a source of kind 'sql' (this one is {getattr(source, 'kind', '?')!r})"
     if not EMAIL_COLUMN.match(source.email_column):
         return "needs an email_column that is a plain identifier (letters, digits, '_')"
+    value_column = getattr(source, "value_column", None)
+    if value_column is not None and not EMAIL_COLUMN.match(value_column):
+        return "needs a value_column that is a plain identifier (letters, digits, '_')"
     from audience_sync.sources.sql import interpolate_env
 
     try:

@@ -30,7 +30,7 @@ from audience_sync.traits.values import FieldSpec
 
 if TYPE_CHECKING:
     from audience_sync.plan.engine import Counts, EngineSettings, SnapshotPlan
-    from audience_sync.plan.traits import TraitSnapshot
+    from audience_sync.plan.traits import TraitCounts, TraitSnapshot
     from audience_sync.sources.trait_sources import TraitSource
 
 logger = logging.getLogger("audience_sync.pipeline")
@@ -246,6 +246,9 @@ class SourcePlanner:
             fail_audience(ctx, run, "no profile_field_id; run `audience-sync setup` first")
             return
         source = self._trait_sources[trait.key]
+        if trait.planner == "in_database":
+            self._plan_trait_in_database(ctx, run, trait, source, full=full)
+            return
         import duckdb
 
         from audience_sync.plan.engine import planning_error
@@ -277,6 +280,83 @@ class SourcePlanner:
             except duckdb.Error as exc:
                 fail_audience(ctx, run, str(planning_error(exc, settings)))
                 return
+        self._judge_and_record_trait(
+            ctx, run, trait, counts, rows_read=rows_read, invalid=invalid, notes=source.notes
+        )
+
+    def _plan_trait_in_database(
+        self,
+        ctx: RunContext,
+        run: AudienceRun,
+        trait: TraitSettings,
+        source: TraitSource | SourceError,
+        *,
+        full: bool,
+    ) -> None:
+        """The trait's plan computed inside the state database (``planner = "in_database"``),
+        written to the ledger in one transaction committed before anything is sent."""
+        from audience_sync.errors import PlanningError
+        from audience_sync.plan.in_database_traits import TraitQuery, plan_trait_in_database
+        from audience_sync.sources.trait_sources import SqlTraitSource
+
+        try:
+            if isinstance(source, SourceError):
+                raise source
+            assert isinstance(source, SqlTraitSource), "the config allows only sql sources"
+            spec = trait_spec(ctx, trait)
+            query = TraitQuery(
+                query=source.spec.query,
+                params=source.query_values(),
+                email_column=source.spec.email_column,
+                value_column=source.spec.value_column,
+                trait_key=trait.key,
+                scrub=source.scrub,
+            )
+            with ctx.engine.begin() as conn:
+                outcome = plan_trait_in_database(
+                    conn,
+                    query,
+                    spec,
+                    run_id=ctx.run_id,
+                    audience_id=run.audience_id,
+                    full=full,
+                    clear_missing=trait.clear_missing,
+                    parked_before=utcnow() - ctx.config.settings.sync.retry_skipped_after,
+                    staged=lambda: checkpoint("staged"),
+                )
+        except StopRunError:
+            raise
+        except (SourceError, ListrakError, PlanningError) as exc:
+            fail_audience(ctx, run, str(exc))
+            return
+        notes = {
+            "rows": outcome.rows_read,
+            "residual": outcome.residual,
+            "distinct_values": outcome.distinct_values,
+        }
+        self._judge_and_record_trait(
+            ctx,
+            run,
+            trait,
+            outcome.counts,
+            rows_read=outcome.rows_read,
+            invalid=outcome.invalid,
+            notes=notes,
+        )
+
+    def _judge_and_record_trait(
+        self,
+        ctx: RunContext,
+        run: AudienceRun,
+        trait: TraitSettings,
+        counts: TraitCounts,
+        *,
+        rows_read: int,
+        invalid: dict[str, int],
+        notes: dict[str, int],
+    ) -> None:
+        """Judge a trait's plan by its guards and record its counts on the run."""
+        invalid = dict(invalid)
         for reason, count in counts.invalid.items():
             key = f"value:{reason}"
             invalid[key] = invalid.get(key, 0) + count
@@ -304,7 +384,7 @@ class SourcePlanner:
                 ledger.AudiencePlan(
                     rows_read=rows_read,
                     invalid_reasons=invalid,
-                    source_notes=source.notes,
+                    source_notes=notes,
                     snapshot_count=plan.snapshot,
                     confirmed_on_before=plan.confirmed_on_before,
                     planned_on=plan.planned_on,

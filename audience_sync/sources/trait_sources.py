@@ -179,7 +179,7 @@ class ParquetTraitSource(_TraitSourceBase[ParquetTraitSourceSpec]):
                     )
 
 
-def _values_array(values: list[Any]) -> pa.Array:
+def values_array(values: list[Any]) -> pa.Array:
     """The values with the type Arrow infers; a mix of types (or none it knows) as text."""
     try:
         return pa.array(values)
@@ -194,15 +194,32 @@ class SqlTraitSource(_TraitSourceBase[SqlTraitSourceSpec]):
     def describe(self) -> str:
         return f"sql:{describe_url(self._spec.url)}"
 
-    def _read_values(self, chunk_size: int) -> Iterator[pa.RecordBatch]:
-        statement = text(self._spec.query)
-        wanted = set(statement.compile().params)
+    @property
+    def spec(self) -> SqlTraitSourceSpec:
+        return self._spec
+
+    def query_values(self) -> dict[str, Any]:
+        """The values of the query's bound parameters it uses: ``:audience_key``,
+        ``:trait_key`` and the configured params."""
+        wanted = set(text(self._spec.query).compile().params)
         bound: dict[str, Any] = {
             "audience_key": self._audience_key,
             "trait_key": self._audience_key,
             **self._spec.params,
         }
-        statement = statement.bindparams(**{k: v for k, v in bound.items() if k in wanted})
+        return {k: v for k, v in bound.items() if k in wanted}
+
+    def scrub(self, message: str) -> str:
+        """``message`` with the URL's substituted values, its password and the configured
+        parameter values masked."""
+        from audience_sync.sources.sql import interpolate_env
+
+        masked = [str(value) for value in self._spec.params.values()]
+        resolved = interpolate_env(self._spec.url, self._environ, self._audience_key, masked=masked)
+        return resolved.scrub(message)
+
+    def _read_values(self, chunk_size: int) -> Iterator[pa.RecordBatch]:
+        statement = text(self._spec.query).bindparams(**self.query_values())
         self._notes["rows"] = 0
         with (
             warehouse_connection(
@@ -226,7 +243,7 @@ class SqlTraitSource(_TraitSourceBase[SqlTraitSourceSpec]):
                 self._notes["rows"] += len(rows)
                 emails = [None if r[email_at] is None else str(r[email_at]) for r in rows]
                 yield _record_batch(
-                    pa.array(emails, type=pa.string()), _values_array([r[value_at] for r in rows])
+                    pa.array(emails, type=pa.string()), values_array([r[value_at] for r in rows])
                 )
 
 

@@ -105,10 +105,36 @@ def test_an_email_column_that_is_not_a_plain_name_is_refused() -> None:
     assert "email_column" in message
 
 
-def test_traits_are_not_supported_yet() -> None:
-    message = problem(settings(sql(), trait=True), {"WAREHOUSE_PASSWORD": "x"})
+def test_a_trait_with_a_sql_source_in_the_state_database_is_accepted() -> None:
+    check_planner_placement(
+        parse_settings(settings(sql(), trait=True)), {"WAREHOUSE_PASSWORD": "x"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "state", "why"),
+    [
+        (sql(), "sqlite:///state.db", "PostgreSQL state database"),
+        ({"kind": "csv", "path": "tiers.csv"}, STATE, "kind 'sql'"),
+        (sql("postgresql+psycopg://r@db.internal/warehouse"), STATE, "same backend"),
+        (sql(email_column="e mail"), STATE, "email_column"),
+    ],
+)
+def test_a_trait_is_refused_where_an_audience_would_be(
+    source: dict[str, Any], state: str, why: str
+) -> None:
+    raw = settings(source, state=state, trait=True)
+    message = problem(raw, {"WAREHOUSE_PASSWORD": "x"})
+    assert "trait 'tier': planner = 'in_database'" in message
+    assert why in message
+
+
+def test_a_trait_value_column_that_is_not_a_plain_name_is_refused() -> None:
+    raw = settings(sql(), trait=True)
+    raw["traits"][0]["source"]["value_column"] = "tier) FROM x; --"
+    message = problem(raw, {"WAREHOUSE_PASSWORD": "x"})
     assert "trait 'tier'" in message
-    assert "not supported for traits yet" in message
+    assert "value_column" in message
 
 
 def test_load_config_checks_it(tmp_path: Path) -> None:

@@ -1,0 +1,215 @@
+"""End to end on PostgreSQL: a computed trait planned inside the state database (``planner =
+"in_database"``) next to a twin planned by the embedded planner from the same source query.
+
+The twins read the same rows (messy addresses, an invalid value, a contact with two different
+values, values written differently that format alike), so every run must write the same
+ledger rows, counts and fingerprint for both, and leave the same confirmed state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from audience_sync.sandbox import SandboxServer
+from audience_sync.state.tables import (
+    audiences,
+    memberships,
+    parked_contacts,
+    run_audiences,
+    run_changes,
+    snapshot_deltas,
+)
+from tests.harness import LIST_ID, Harness
+
+TWINS = {"spend_embedded": ("embedded", 710), "spend_in_db": ("in_database", 711)}
+PLAIN = [(f"m{i:03d}@example.com", str(i % 7)) for i in range(120)]
+GONE = "gone@x.com"  # unsubscribed in Listrak: skipped, then parked
+Row = tuple[str | None, str | None]
+FIRST: list[Row] = [
+    *PLAIN,
+    ("a@x.com", "412.50"),
+    (" A@X.com ", "412.5"),  # the same contact and, once formatted, the same value
+    ("b@x.com", "1e3"),
+    ("c@x.com", "lots"),  # not_a_number
+    ("d@x.com", "5"),
+    ("D@x.com", "6"),  # conflicting_values
+    ("e@x.com", "7"),  # cleared once it leaves the source
+    ("f@x.com", None),  # empty
+    ("g@bücher.de", "0.10"),  # a residual email
+    ("", "1"),
+    (None, "1"),
+    ("bad@@x.com", "1"),
+    (GONE, "3"),
+]
+SECOND: list[Row] = [
+    *[row for row in FIRST if row[0] != "e@x.com" and row[0] != "b@x.com"],
+    ("b@x.com", "2000"),
+]
+COUNT_COLUMNS = [
+    run_audiences.c.status,
+    run_audiences.c.rows_read,
+    run_audiences.c.invalid_count,
+    run_audiences.c.invalid_reasons,
+    run_audiences.c.snapshot_count,
+    run_audiences.c.snapshot_fingerprint,
+    run_audiences.c.confirmed_on_before,
+    run_audiences.c.planned_on,
+    run_audiences.c.planned_off,
+    run_audiences.c.unchanged_count,
+    run_audiences.c.parked_count,
+    run_audiences.c.error,
+]
+
+
+@pytest.fixture
+def pg_harness(
+    tmp_path: Path, listrak_account: SandboxServer, pg_database_url: str
+) -> Iterator[Harness]:
+    h = Harness(root=tmp_path, sandbox=listrak_account, state_url=pg_database_url)
+    with h.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE source_traits (email text, spend text)"))
+    sections = []
+    for key, (planner, field_id) in TWINS.items():
+        h.sandbox.world.add_field(
+            LIST_ID, key, data_type="Numeric", group_name="Engage Traits", field_id=field_id
+        )
+        sections += [
+            "[[traits]]",
+            f'key = "{key}"',
+            f"list_id = {LIST_ID}",
+            f"profile_field_id = {field_id}",
+            'data_type = "Numeric"',
+            f'planner = "{planner}"',
+            "clear_missing = true",
+            "guards = { max_changed_fraction = 1.0 }",
+            f'source = {{ kind = "sql", url = "{h.state_url}", '
+            'query = "SELECT email, spend FROM source_traits", value_column = "spend" }',
+        ]
+    h.extra_toml = "\n".join(sections)
+    h.add_audience("vip", 709, [PLAIN[0][0]])  # a config holds at least one audience
+    yield h
+    h.close()
+
+
+def set_source(h: Harness, rows: Sequence[Row]) -> None:
+    with h.engine.begin() as conn:
+        conn.execute(text("DELETE FROM source_traits"))
+        conn.execute(
+            text("INSERT INTO source_traits (email, spend) VALUES (:e, :v)"),
+            [{"e": e, "v": v} for e, v in rows],
+        )
+
+
+def outcome_of(h: Harness, run_id: int, key: str) -> dict[str, Any]:
+    """Everything a run wrote for one trait, without the trait's id."""
+    with h.engine.connect() as conn:
+        aid = conn.execute(select(audiences.c.id).where(audiences.c.key == key)).scalar_one()
+        changes = conn.execute(
+            select(
+                run_changes.c.email,
+                run_changes.c.action,
+                run_changes.c.value,
+                run_changes.c.status,
+                run_changes.c.reason,
+            ).where(run_changes.c.run_id == run_id, run_changes.c.audience_id == aid)
+        ).all()
+        deltas = conn.execute(
+            select(snapshot_deltas.c.email, snapshot_deltas.c.desired).where(
+                snapshot_deltas.c.run_id == run_id, snapshot_deltas.c.audience_id == aid
+            )
+        ).all()
+        members = conn.execute(
+            select(memberships.c.email, memberships.c.value, memberships.c.desired).where(
+                memberships.c.audience_id == aid
+            )
+        ).all()
+        parked = conn.execute(
+            select(parked_contacts.c.email, parked_contacts.c.action).where(
+                parked_contacts.c.audience_id == aid
+            )
+        ).all()
+        counts = (
+            conn.execute(
+                select(*COUNT_COLUMNS).where(
+                    run_audiences.c.run_id == run_id, run_audiences.c.audience_id == aid
+                )
+            )
+            .one()
+            ._asdict()
+        )
+    counts["invalid_reasons"] = json.loads(counts["invalid_reasons"])
+    return {
+        "changes": {tuple(r) for r in changes},
+        "deltas": {tuple(r) for r in deltas},
+        "members": {tuple(r) for r in members},
+        "parked": {tuple(r) for r in parked},
+        "counts": counts,
+    }
+
+
+def assert_twins_agree(h: Harness, run_id: int) -> dict[str, Any]:
+    embedded, in_db = (outcome_of(h, run_id, key) for key in TWINS)
+    assert in_db == embedded
+    return in_db
+
+
+def test_both_planners_write_the_same_trait_plans_run_after_run(pg_harness: Harness) -> None:
+    h = pg_harness
+    h.add_contacts(
+        subscribed=[e for e, _ in PLAIN]
+        + [f"{c}@x.com" for c in "abcdef"]
+        + ["g@xn--bcher-kva.de"],
+        unsubscribed=[GONE],
+    )
+    set_source(h, FIRST)
+    first = h.run()
+    assert first.status == "succeeded", first.error
+    seen = assert_twins_agree(h, first.run_id)
+    assert seen["counts"]["invalid_reasons"] == {
+        "empty": 2,
+        "not_one_at_sign": 1,
+        "value:not_a_number": 1,
+        "value:conflicting_values": 1,
+        "value:empty": 1,
+    }
+    assert seen["counts"]["rows_read"] == len(FIRST)
+    assert ("a@x.com", "set", "412.5", "confirmed", None) in seen["changes"]
+    assert ("c@x.com", "set", None, "skipped", "invalid value: not_a_number") in seen["changes"]
+    assert ("d@x.com", "set", None, "skipped", "invalid value: conflicting_values") in seen[
+        "changes"
+    ]
+    assert ("g@xn--bcher-kva.de", "0.1", "0.1") in seen["members"]
+    assert h.sandbox.world.field_values(LIST_ID, 711)["b@x.com"] == "1000"
+    assert {row[0] for row in seen["parked"]} == {GONE}
+    with h.engine.connect() as conn:
+        notes = conn.execute(
+            select(run_audiences.c.source_notes)
+            .join(audiences, audiences.c.id == run_audiences.c.audience_id)
+            .where(run_audiences.c.run_id == first.run_id, audiences.c.key == "spend_in_db")
+        ).scalar_one()
+    # in Python: the residual email and the distinct raw values only
+    assert json.loads(notes) == {"rows": len(FIRST), "residual": 2, "distinct_values": 13}
+
+    set_source(h, SECOND)
+    second = h.run()
+    assert second.status == "succeeded", second.error
+    seen = assert_twins_agree(h, second.run_id)
+    assert seen["counts"]["parked_count"] == 1
+    planned = {(c[0], c[1], c[2]) for c in seen["changes"] if c[3] != "skipped"}
+    assert planned == {("b@x.com", "set", "2000"), ("e@x.com", "clear", None)}
+    assert "e@x.com" not in h.sandbox.world.field_values(LIST_ID, 711)
+
+    unchanged = h.run()
+    assert unchanged.status == "succeeded", unchanged.error
+    seen = assert_twins_agree(h, unchanged.run_id)
+    assert {c[3] for c in seen["changes"]} == {"skipped"}
+    assert seen["deltas"] == set()
+
+    full = h.run(full=True)
+    assert full.status == "succeeded", full.error
+    assert_twins_agree(h, full.run_id)
