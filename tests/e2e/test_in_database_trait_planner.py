@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from audience_sync.sandbox import SandboxServer
 from audience_sync.state.tables import (
@@ -24,6 +24,7 @@ from audience_sync.state.tables import (
     run_changes,
     snapshot_deltas,
 )
+from tests.e2e.test_in_database_planner import HANDFUL, rows_returned
 from tests.harness import LIST_ID, Harness
 
 TWINS = {"spend_embedded": ("embedded", 710), "spend_in_db": ("in_database", 711)}
@@ -73,12 +74,18 @@ def pg_harness(
     h = Harness(root=tmp_path, sandbox=listrak_account, state_url=pg_database_url)
     with h.engine.begin() as conn:
         conn.execute(text("CREATE TABLE source_traits (email text, spend text)"))
-    sections = []
-    for key, (planner, field_id) in TWINS.items():
-        h.sandbox.world.add_field(
-            LIST_ID, key, data_type="Numeric", group_name="Engage Traits", field_id=field_id
-        )
-        sections += [
+    h.extra_toml = "\n".join(trait_toml(h, key, *twin) for key, twin in TWINS.items())
+    h.add_audience("vip", 709, [PLAIN[0][0]])  # a config holds at least one audience
+    yield h
+    h.close()
+
+
+def trait_toml(h: Harness, key: str, planner: str, field_id: int) -> str:
+    h.sandbox.world.add_field(
+        LIST_ID, key, data_type="Numeric", group_name="Engage Traits", field_id=field_id
+    )
+    return "\n".join(
+        [
             "[[traits]]",
             f'key = "{key}"',
             f"list_id = {LIST_ID}",
@@ -90,10 +97,7 @@ def pg_harness(
             f'source = {{ kind = "sql", url = "{h.state_url}", '
             'query = "SELECT email, spend FROM source_traits", value_column = "spend" }',
         ]
-    h.extra_toml = "\n".join(sections)
-    h.add_audience("vip", 709, [PLAIN[0][0]])  # a config holds at least one audience
-    yield h
-    h.close()
+    )
 
 
 def set_source(h: Harness, rows: Sequence[Row]) -> None:
@@ -213,3 +217,56 @@ def test_both_planners_write_the_same_trait_plans_run_after_run(pg_harness: Harn
     full = h.run(full=True)
     assert full.status == "succeeded", full.error
     assert_twins_agree(h, full.run_id)
+
+
+def test_only_the_distinct_values_cross_into_the_job(pg_harness: Harness) -> None:
+    h = pg_harness
+    rows: list[Row] = [(f"p{i:05d}@Example.com", ("gold", "1.50", "2")[i % 3]) for i in range(4000)]
+    h.extra_toml = trait_toml(h, "spend_in_db", "in_database", 711)  # no embedded twin
+    # nor an embedded audience, whose state read is streamed (its row counts unknown)
+    h.planners["vip"] = "in_database"
+    h.sources["vip"] = (
+        f'{{ kind = "sql", url = "{h.state_url}", query = "SELECT email FROM source_traits" }}'
+    )
+    set_source(h, rows)
+    h.run(dry_run=True)  # migrations and the lock are set up before counting
+    counts, listener = rows_returned(h.engine)
+    try:
+        planned = h.run(dry_run=True)
+    finally:
+        event.remove(h.engine, "after_cursor_execute", listener)
+    outcome = outcome_of(h, planned.run_id, "spend_in_db")
+    assert outcome["counts"]["snapshot_count"] == 4000 * 2 // 3
+    assert outcome["counts"]["invalid_reasons"] == {"value:not_a_number": 4000 // 3 + 1}
+    assert counts, "the listener saw the run's statements"
+    assert all(n >= 0 for n in counts), "every count is known (no server-side cursor)"
+    assert max(counts) <= HANDFUL  # three distinct values, no member row
+
+
+def test_a_failing_trait_query_fails_only_its_trait_with_one_clean_line(
+    pg_harness: Harness,
+) -> None:
+    h = pg_harness
+    secret = "s3cret-tier"
+    bad = (
+        '\n[[traits]]\nkey = "broken"\nlist_id = 100\nprofile_field_id = 712\n'
+        'data_type = "Text"\nplanner = "in_database"\n'
+        f'source = {{ kind = "sql", url = "{h.state_url}", '
+        """query = "SELECT email, spend FROM source_traits WHERE CAST(:tier AS integer) = 1", """
+        f'params = {{ tier = "{secret}" }}, value_column = "spend" }}'
+    )
+    h.sandbox.world.add_field(LIST_ID, "broken", data_type="Text", field_id=712)
+    h.extra_toml += bad
+    h.add_contacts(subscribed=["a@x.com"])
+    set_source(h, [("a@x.com", "5")])
+    outcome = h.run()
+    errors = {run.key: run.error for run in outcome.audiences}
+    assert errors["spend_in_db"] is None
+    message = errors["broken"]
+    assert message is not None
+    assert "trait 'broken': the source query failed in the state database" in message
+    assert "\n" not in message
+    assert "SELECT" not in message
+    assert secret not in message
+    assert "***" in message
+    assert h.sandbox.world.field_values(LIST_ID, 711) == {"a@x.com": "5"}
