@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Column, MetaData, Table, Text, bindparam, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,6 +32,7 @@ from audience_sync.plan.sql_normalize import (
     stage_members_sql,
 )
 from audience_sync.plan.traits import CLEAR, CONFLICTING, SET, TraitCounts
+from audience_sync.state.bulk import insert_batches
 from audience_sync.state.statuses import ChangeStatus
 from audience_sync.state.tables import TS
 from audience_sync.traits.values import FieldSpec, format_array, format_value
@@ -43,6 +44,7 @@ FORMATTED_TABLE = "indbt_formatted"
 SNAPSHOT_TABLE = "indbt_s"
 UNPARK_TABLE = "indbt_unpark"
 HELD_TABLE = "indbt_held"
+FORMATTED_COLUMNS = ("raw", "value", "reason")
 VALUE_PAGE_ROWS = 50_000
 INVALID_PREFIX = "invalid value: "
 
@@ -173,7 +175,7 @@ def _format_values(conn: Connection, spec: FieldSpec) -> int:
         f"SELECT raw, native FROM {DISTINCT_TABLE} WHERE CAST(:after AS text) IS NULL "
         f'OR raw COLLATE "C" > :after ORDER BY raw COLLATE "C" LIMIT {VALUE_PAGE_ROWS}'
     )
-    insert = text(f"INSERT INTO {FORMATTED_TABLE} (raw, value, reason) VALUES (:r, :v, :why)")
+    formatted = Table(FORMATTED_TABLE, MetaData(), *(Column(c, Text) for c in FORMATTED_COLUMNS))
     after: str | None = None
     total = 0
     while True:
@@ -181,15 +183,9 @@ def _format_values(conn: Connection, spec: FieldSpec) -> int:
         if not rows:
             break
         values, reasons = format_array(spec, values_array([native for _, native in rows]))
-        conn.execute(
-            insert,
-            [
-                {"r": raw, "v": value, "why": reason}
-                for (raw, _), value, reason in zip(
-                    rows, values.to_pylist(), reasons.to_pylist(), strict=True
-                )
-            ],
-        )
+        raws = [raw for raw, _ in rows]
+        mapping = list(zip(raws, values.to_pylist(), reasons.to_pylist(), strict=True))
+        insert_batches(conn, formatted, FORMATTED_COLUMNS, [mapping])  # COPY
         total += len(rows)
         after = str(rows[-1][0])
     return total
