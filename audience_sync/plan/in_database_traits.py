@@ -114,12 +114,7 @@ def plan_trait_in_database(
 
 
 def _stage_rows(conn: Connection, source: TraitQuery) -> None:
-    clash = sorted(set(classify_params()) & set(source.params))
-    if clash:
-        raise SourceError(
-            f"trait {source.trait_key!r}: source parameter name(s) {', '.join(clash)} "
-            "are reserved by the in-database planner"
-        )
+    # Bound alone (the email rules are bound in a later statement): no reserved names.
     statement = (
         f"CREATE TEMP TABLE {ROWS_TABLE} ON COMMIT DROP AS SELECT "
         f"CAST(q.{source.email_column} AS text) AS raw_email, q.{source.value_column} AS native, "
