@@ -105,19 +105,13 @@ def stage_snapshot(conn: Connection, source: SourceQuery) -> tuple[int, dict[str
         )
     raw_values = (
         f"SELECT CAST(source_query.{source.email_column} AS text) AS raw "
-        f"FROM ({source.query.strip().rstrip(';')}) AS source_query"
+        f"FROM {as_subquery(source.query)} AS source_query"
     )
+    owner = f"audience {source.audience_key!r}"
     try:
         conn.execute(text(stage_members_sql(raw_values)), {**params, **source.params})
     except (SQLAlchemyError, StateError) as exc:
-        # The state engine reports a failure as a StateError, which would stop the run; a
-        # query that fails (bad SQL, no permission to read or to create temporary tables)
-        # fails only this audience.
-        cause = exc.cause if isinstance(exc, StateError) else _first_line(exc)
-        raise SourceError(
-            f"audience {source.audience_key!r}: the source query failed in the state "
-            f"database: {source.scrub(cause)}"
-        ) from None
+        raise query_failed(owner, exc, source.scrub) from None
     try:
         residual = resolve_residual(conn)
         by_reason = conn.execute(
@@ -132,10 +126,7 @@ def stage_snapshot(conn: Connection, source: SourceQuery) -> tuple[int, dict[str
         # Temporary tables are never analysed by autovacuum; the diff's join plans need sizes.
         conn.execute(text(f"ANALYZE {SNAPSHOT_TABLE}"))
     except SQLAlchemyError as exc:
-        raise PlanningError(
-            f"audience {source.audience_key!r}: in-database planning failed: "
-            f"{source.scrub(_first_line(exc))}"
-        ) from None
+        raise planning_failed(owner, exc, source.scrub) from None
     rows_read = sum(int(n) for _, n in by_reason)
     invalid = {str(reason): int(n) for reason, n in by_reason if reason is not None}
     return rows_read, invalid, residual
@@ -283,3 +274,23 @@ def _first_line(exc: SQLAlchemyError) -> str:
     from audience_sync.sources.sql import error_line
 
     return error_line(exc)
+
+
+def as_subquery(query: str) -> str:
+    """A configured source query, ready to stand in ``FROM (...)``."""
+    return f"({query.strip().rstrip(';')})"
+
+
+def query_failed(
+    owner: str, exc: SQLAlchemyError | StateError, scrub: Callable[[str], str]
+) -> SourceError:
+    """A source query that failed in the state database (bad SQL, no permission to read or to
+    create temporary tables): one line for ``owner`` (an audience or a trait), values masked.
+    It fails only that unit; the StateError the state engine raises would stop the run."""
+    cause = exc.cause if isinstance(exc, StateError) else _first_line(exc)
+    return SourceError(f"{owner}: the source query failed in the state database: {scrub(cause)}")
+
+
+def planning_failed(owner: str, exc: SQLAlchemyError, scrub: Callable[[str], str]) -> PlanningError:
+    """A statement of the in-database plan that failed after staging, in one line."""
+    return PlanningError(f"{owner}: in-database planning failed: {scrub(_first_line(exc))}")

@@ -23,8 +23,14 @@ from sqlalchemy import Column, MetaData, Table, Text, bindparam, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from audience_sync.errors import PlanningError, SourceError, StateError
-from audience_sync.plan.in_database import FINGERPRINT_BITS, duckdb_fingerprint
+from audience_sync.errors import StateError
+from audience_sync.plan.in_database import (
+    FINGERPRINT_BITS,
+    as_subquery,
+    duckdb_fingerprint,
+    planning_failed,
+    query_failed,
+)
 from audience_sync.plan.sql_normalize import (
     MEMBERS_TABLE,
     classify_params,
@@ -100,10 +106,7 @@ def plan_trait_in_database(
             parked_before=parked_before,
         )
     except SQLAlchemyError as exc:
-        raise PlanningError(
-            f"trait {source.trait_key!r}: in-database planning failed: "
-            f"{source.scrub(_first_line(exc))}"
-        ) from None
+        raise planning_failed(f"trait {source.trait_key!r}", exc, source.scrub) from None
     return InDatabaseTraitOutcome(
         counts=counts,
         rows_read=rows_read,
@@ -119,17 +122,12 @@ def _stage_rows(conn: Connection, source: TraitQuery) -> None:
         f"CREATE TEMP TABLE {ROWS_TABLE} ON COMMIT DROP AS SELECT "
         f"CAST(q.{source.email_column} AS text) AS raw_email, q.{source.value_column} AS native, "
         f"CAST(q.{source.value_column} AS text) AS raw_value "
-        f"FROM ({source.query.strip().rstrip(';')}) AS q"
+        f"FROM {as_subquery(source.query)} AS q"
     )
     try:
         conn.execute(text(statement), dict(source.params))
     except (SQLAlchemyError, StateError) as exc:
-        # A failing query (bad SQL, no permission) fails only this trait, not the run.
-        cause = exc.cause if isinstance(exc, StateError) else _first_line(exc)
-        raise SourceError(
-            f"trait {source.trait_key!r}: the source query failed in the state database: "
-            f"{source.scrub(cause)}"
-        ) from None
+        raise query_failed(f"trait {source.trait_key!r}", exc, source.scrub) from None
 
 
 def _stage_emails(conn: Connection) -> tuple[int, dict[str, int], int]:
@@ -344,9 +342,3 @@ def _write_plan(
         deltas=deltas,
         fingerprint=duckdb_fingerprint(fingerprint),
     )
-
-
-def _first_line(exc: SQLAlchemyError) -> str:
-    from audience_sync.sources.sql import error_line
-
-    return error_line(exc)
