@@ -214,17 +214,12 @@ class SourcePlanner:
                 conn,
                 ctx.run_id,
                 run.audience_id,
-                ledger.AudiencePlan(
+                _ledger_plan(
+                    plan,
                     rows_read=rows_read,
-                    invalid_reasons=invalid,
-                    source_notes=notes,
-                    snapshot_count=plan.snapshot,
-                    confirmed_on_before=plan.confirmed_on_before,
-                    planned_on=plan.planned_on,
-                    planned_off=plan.planned_off,
-                    unchanged_count=plan.unchanged,
-                    parked_count=plan.parked_on + plan.parked_off,
-                    snapshot_fingerprint=counts.fingerprint,
+                    invalid=invalid,
+                    notes=notes,
+                    fingerprint=counts.fingerprint,
                 ),
             )
         logger.info(
@@ -381,17 +376,12 @@ class SourcePlanner:
                 conn,
                 ctx.run_id,
                 run.audience_id,
-                ledger.AudiencePlan(
+                _ledger_plan(
+                    plan,
                     rows_read=rows_read,
-                    invalid_reasons=invalid,
-                    source_notes=notes,
-                    snapshot_count=plan.snapshot,
-                    confirmed_on_before=plan.confirmed_on_before,
-                    planned_on=plan.planned_on,
-                    planned_off=plan.planned_off,
-                    unchanged_count=plan.unchanged,
-                    parked_count=plan.parked_on + plan.parked_off,
-                    snapshot_fingerprint=counts.fingerprint,
+                    invalid=invalid,
+                    notes=notes,
+                    fingerprint=counts.fingerprint,
                 ),
             )
         logger.info(
@@ -405,6 +395,29 @@ class SourcePlanner:
                 "invalid": sum(counts.invalid.values()),
             },
         )
+
+
+def _ledger_plan(
+    plan: PlanCounts,
+    *,
+    rows_read: int,
+    invalid: dict[str, int],
+    notes: dict[str, int],
+    fingerprint: str,
+) -> ledger.AudiencePlan:
+    """What the run records of an audience's or a trait's plan."""
+    return ledger.AudiencePlan(
+        rows_read=rows_read,
+        invalid_reasons=invalid,
+        source_notes=notes,
+        snapshot_count=plan.snapshot,
+        confirmed_on_before=plan.confirmed_on_before,
+        planned_on=plan.planned_on,
+        planned_off=plan.planned_off,
+        unchanged_count=plan.unchanged,
+        parked_count=plan.parked_on + plan.parked_off,
+        snapshot_fingerprint=fingerprint,
+    )
 
 
 def trait_spec(ctx: RunContext, trait: TraitSettings) -> FieldSpec:
