@@ -27,6 +27,8 @@ PostgreSQL server's are not in it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import cProfile
 import json
 import math
 import os
@@ -34,6 +36,7 @@ import platform
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--planner", choices=("embedded", "in_database"), default="embedded")
     parser.add_argument("--source", choices=("file", "table"), default="file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="write a cProfile file per scenario into this directory (slows the job down)",
+    )
     args = parser.parse_args(argv)
     if args.planner == "in_database":
         args.source = "table"
@@ -200,7 +209,7 @@ def run_scenarios(
         job = make_job(config, engine, probe)
         reset_peak_rss()
         handled_before = handling_seconds(sandbox)
-        with timing(probe):
+        with timing(probe), profiled(args.profile, name):
             t0 = time.perf_counter()
             outcome = job.run(trigger=RunTrigger.MANUAL, dry_run=dry_run)
             wall = time.perf_counter() - t0
@@ -222,6 +231,22 @@ def run_scenarios(
         print(f"  {name}: {wall:.1f}s ({outcome.status})", flush=True)
         if outcome.status not in (RunStatus.SUCCEEDED, RunStatus.PLANNED):
             raise SystemExit(f"{name} ended {outcome.status}: {outcome.error}")
+
+
+@contextlib.contextmanager
+def profiled(directory: Path | None, scenario: str) -> Iterator[None]:
+    """cProfile one scenario into ``directory`` (``python -m pstats FILE`` reads it)."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        profile.dump_stats(directory / f"{scenario.replace(' ', '_').strip('()')}.prof")
 
 
 def sandbox_time(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
