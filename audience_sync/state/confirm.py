@@ -20,6 +20,7 @@ from audience_sync.state.statuses import ChangeStatus
 from audience_sync.state.tables import (
     TS,
     import_results,
+    listrak_imports,
     parked_contacts,
     run_changes,
 )
@@ -124,12 +125,19 @@ def _unpark_changes_of(
     conn: Connection, import_row_id: int, audience_id: int, status: ChangeStatus
 ) -> None:
     """Forget the parked skips of the import's contacts whose change ended ``status``. Probed
-    from the parked side (usually few rows, none in a first run) through the changes'
-    ``(audience_id, email)`` index, never by listing every change of the import."""
+    from the parked side (usually few rows, none in a first run) through the changes' primary
+    key (the import's run, the audience, the email), never by listing every change of the
+    import."""
+    import_run = (
+        select(listrak_imports.c.run_id)
+        .where(listrak_imports.c.id == import_row_id)
+        .scalar_subquery()
+    )
     conn.execute(
         delete(parked_contacts).where(
             parked_contacts.c.audience_id == audience_id,
             exists().where(
+                run_changes.c.run_id == import_run,
                 run_changes.c.audience_id == parked_contacts.c.audience_id,
                 run_changes.c.email == parked_contacts.c.email,
                 # ``+ 0``: not through the import's index, which would scan the whole import

@@ -315,7 +315,10 @@ def imports(*, run_id: int | None, audience: str | None) -> Select[Any]:
 
 
 def contact_history(*, email: str, audience: str | None) -> Select[Any]:
-    """Every change ever planned for one contact, oldest first."""
+    """Every change ever planned for one contact, oldest first.
+
+    Looked up through the changes' primary key once per run and audience (the ``IN`` lists),
+    so the cost grows with the number of runs, not with the ledger's rows."""
     query = (
         select(
             run_changes.c.run_id,
@@ -327,7 +330,11 @@ def contact_history(*, email: str, audience: str | None) -> Select[Any]:
         )
         .join(audiences, audiences.c.id == run_changes.c.audience_id)
         .join(sync_runs, sync_runs.c.id == run_changes.c.run_id)
-        .where(run_changes.c.email == email)
+        .where(
+            run_changes.c.run_id.in_(select(sync_runs.c.id).scalar_subquery()),
+            run_changes.c.audience_id.in_(select(audiences.c.id).scalar_subquery()),
+            run_changes.c.email == email,
+        )
         .order_by(run_changes.c.run_id, audiences.c.key)
     )
     if audience is not None:

@@ -206,7 +206,6 @@ run_changes = Table(
     # A trait's ``set``: the formatted value to send (NULL for audiences and ``clear``).
     Column("value", String(VALUE_LENGTH), nullable=True),
     Index("ix_run_changes_import_id", "import_id"),
-    Index("ix_run_changes_audience_email", "audience_id", "email"),
     any_of("action", ChangeAction),
     any_of("status", ChangeStatus),
 )
