@@ -15,9 +15,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
 from audience_sync.sandbox import SandboxServer
-from audience_sync.state import migrate
-from audience_sync.state.db import make_engine
 from tests.harness import LIST_ID, QUICK_IMPORT_SECONDS, Harness
+from tests.migrated import migrated_engine
 
 PG_ADMIN_URL = os.environ.get(
     "AUDIENCE_SYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -81,8 +80,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """A migrated state database; the test fails if it leaves a connection checked out."""
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
+    engine = migrated_engine(database_url)
     yield engine
     pool = engine.pool
     assert isinstance(pool, QueuePool), pool

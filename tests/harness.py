@@ -14,9 +14,8 @@ from audience_sync.config import AppConfig, Credentials, load_config
 from audience_sync.listrak.client import ListrakClient
 from audience_sync.pipeline import RunOutcome, SyncJob
 from audience_sync.sandbox import SandboxServer
-from audience_sync.state import migrate
-from audience_sync.state.db import make_engine
 from audience_sync.state.tables import memberships, run_changes
+from tests.migrated import migrated_engine
 
 LIST_ID = 100
 CLIENT_ID = "sandbox-client"
@@ -112,8 +111,7 @@ class Harness:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.state_url, schema=self.state_schema)
-            migrate.upgrade(self._engine)
+            self._engine = migrated_engine(self.state_url, schema=self.state_schema)
         return self._engine
 
     def job(self, **client_options: Any) -> SyncJob:
