@@ -15,19 +15,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, select, text
-from sqlalchemy.engine import Engine
 
 from audience_sync.normalize import normalize_email
 from audience_sync.sandbox import SandboxServer
 from audience_sync.state.tables import (
-    audiences,
-    memberships,
-    parked_contacts,
     run_audiences,
     run_changes,
-    snapshot_deltas,
 )
 from tests.harness import LIST_ID, Harness
+from tests.twins import HANDFUL, assert_twins_agree, rows_returned
 
 PLAIN = [f"m{i:04d}@example.com" for i in range(300)]
 GONE = "gone@example.com"  # unsubscribed in Listrak: skipped, then parked
@@ -46,21 +42,6 @@ MESSY: list[str | None] = [
     "x@y",
 ]
 TWINS = {"vip_embedded": ("embedded", 400), "vip_in_db": ("in_database", 401)}
-COUNT_COLUMNS = [
-    run_audiences.c.status,
-    run_audiences.c.rows_read,
-    run_audiences.c.invalid_count,
-    run_audiences.c.invalid_reasons,
-    run_audiences.c.snapshot_count,
-    run_audiences.c.snapshot_fingerprint,
-    run_audiences.c.confirmed_on_before,
-    run_audiences.c.planned_on,
-    run_audiences.c.planned_off,
-    run_audiences.c.unchanged_count,
-    run_audiences.c.parked_count,
-    run_audiences.c.error,
-]
-HANDFUL = 10
 
 
 @pytest.fixture
@@ -104,58 +85,6 @@ def canonical(values: Sequence[str | None]) -> set[str]:
     return {e for e, _ in map(normalize_email, values) if e is not None}
 
 
-def outcome_of(h: Harness, run_id: int, key: str) -> dict[str, Any]:
-    """Everything a run wrote for one audience, without the audience's id."""
-    with h.engine.connect() as conn:
-        aid = conn.execute(select(audiences.c.id).where(audiences.c.key == key)).scalar_one()
-        changes = conn.execute(
-            select(
-                run_changes.c.email,
-                run_changes.c.action,
-                run_changes.c.status,
-                run_changes.c.reason,
-            ).where(run_changes.c.run_id == run_id, run_changes.c.audience_id == aid)
-        ).all()
-        deltas = conn.execute(
-            select(snapshot_deltas.c.email, snapshot_deltas.c.desired).where(
-                snapshot_deltas.c.run_id == run_id, snapshot_deltas.c.audience_id == aid
-            )
-        ).all()
-        members = conn.execute(
-            select(memberships.c.email, memberships.c.value, memberships.c.desired).where(
-                memberships.c.audience_id == aid
-            )
-        ).all()
-        parked = conn.execute(
-            select(
-                parked_contacts.c.email, parked_contacts.c.action, parked_contacts.c.reason
-            ).where(parked_contacts.c.audience_id == aid)
-        ).all()
-        counts = (
-            conn.execute(
-                select(*COUNT_COLUMNS).where(
-                    run_audiences.c.run_id == run_id, run_audiences.c.audience_id == aid
-                )
-            )
-            .one()
-            ._asdict()
-        )
-    counts["invalid_reasons"] = json.loads(counts["invalid_reasons"])
-    return {
-        "changes": {tuple(r) for r in changes},
-        "deltas": {tuple(r) for r in deltas},
-        "members": {tuple(r) for r in members},
-        "parked": {tuple(r) for r in parked},
-        "counts": counts,
-    }
-
-
-def assert_twins_agree(h: Harness, run_id: int) -> dict[str, Any]:
-    embedded, in_db = (outcome_of(h, run_id, key) for key in TWINS)
-    assert in_db == embedded
-    return in_db
-
-
 def test_both_planners_write_the_same_plans_run_after_run(pg_harness: Harness) -> None:
     h = pg_harness
     first_members = [*PLAIN[:200], *PLAIN[:10], *MESSY, GONE]
@@ -166,48 +95,34 @@ def test_both_planners_write_the_same_plans_run_after_run(pg_harness: Harness) -
     set_source(h, "vip", first_members)
     first = h.run()
     assert first.status == "succeeded", first.error
-    seen = assert_twins_agree(h, first.run_id)
+    seen = assert_twins_agree(h, first.run_id, TWINS)
     assert seen["counts"]["invalid_reasons"] == {
         "empty": 3,
         "not_one_at_sign": 2,
         "bad_domain": 1,
     }
     assert seen["counts"]["rows_read"] == len(first_members)
-    assert (GONE, "on", "skipped", "NotSubscribed") in seen["changes"]
+    assert (GONE, "on", None, "skipped", "NotSubscribed") in seen["changes"]
     assert h.members_on("vip_in_db") == canonical(first_members) - {GONE}
 
     churned = [*PLAIN[50:], *MESSY[:3], GONE]
     set_source(h, "vip", churned)
     second = h.run()
     assert second.status == "succeeded", second.error
-    seen = assert_twins_agree(h, second.run_id)
+    seen = assert_twins_agree(h, second.run_id, TWINS)
     assert seen["counts"]["parked_count"] == 1
     assert {c[1] for c in seen["changes"]} == {"on", "off"}
     assert h.members_on("vip_in_db") == canonical(churned) - {GONE}
 
     unchanged = h.run()
     assert unchanged.status == "succeeded", unchanged.error
-    seen = assert_twins_agree(h, unchanged.run_id)
+    seen = assert_twins_agree(h, unchanged.run_id, TWINS)
     assert seen["changes"] == set()
 
     full = h.run(full=True)
     assert full.status == "succeeded", full.error
-    seen = assert_twins_agree(h, full.run_id)
+    seen = assert_twins_agree(h, full.run_id, TWINS)
     assert len(seen["changes"]) == len(canonical(churned))
-
-
-def rows_returned(engine: Engine) -> tuple[list[int], Any]:
-    """Rows returned by each row-returning statement sent through ``engine`` from now on."""
-    counts: list[int] = []
-
-    def count(
-        conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool
-    ) -> None:
-        if cursor.description is not None:
-            counts.append(cursor.rowcount)
-
-    event.listen(engine, "after_cursor_execute", count)
-    return counts, count
 
 
 def plan_counted(h: Harness, values: Sequence[str | None]) -> tuple[list[int], dict[str, Any]]:

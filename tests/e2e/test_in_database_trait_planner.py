@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import event, select, text
@@ -18,14 +17,10 @@ from sqlalchemy import event, select, text
 from audience_sync.sandbox import SandboxServer
 from audience_sync.state.tables import (
     audiences,
-    memberships,
-    parked_contacts,
     run_audiences,
-    run_changes,
-    snapshot_deltas,
 )
-from tests.e2e.test_in_database_planner import HANDFUL, rows_returned
 from tests.harness import LIST_ID, Harness
+from tests.twins import HANDFUL, assert_twins_agree, outcome_of, rows_returned
 
 TWINS = {"spend_embedded": ("embedded", 710), "spend_in_db": ("in_database", 711)}
 PLAIN = [(f"m{i:03d}@example.com", str(i % 7)) for i in range(120)]
@@ -50,20 +45,6 @@ FIRST: list[Row] = [
 SECOND: list[Row] = [
     *[row for row in FIRST if row[0] != "e@x.com" and row[0] != "b@x.com"],
     ("b@x.com", "2000"),
-]
-COUNT_COLUMNS = [
-    run_audiences.c.status,
-    run_audiences.c.rows_read,
-    run_audiences.c.invalid_count,
-    run_audiences.c.invalid_reasons,
-    run_audiences.c.snapshot_count,
-    run_audiences.c.snapshot_fingerprint,
-    run_audiences.c.confirmed_on_before,
-    run_audiences.c.planned_on,
-    run_audiences.c.planned_off,
-    run_audiences.c.unchanged_count,
-    run_audiences.c.parked_count,
-    run_audiences.c.error,
 ]
 
 
@@ -109,59 +90,6 @@ def set_source(h: Harness, rows: Sequence[Row]) -> None:
         )
 
 
-def outcome_of(h: Harness, run_id: int, key: str) -> dict[str, Any]:
-    """Everything a run wrote for one trait, without the trait's id."""
-    with h.engine.connect() as conn:
-        aid = conn.execute(select(audiences.c.id).where(audiences.c.key == key)).scalar_one()
-        changes = conn.execute(
-            select(
-                run_changes.c.email,
-                run_changes.c.action,
-                run_changes.c.value,
-                run_changes.c.status,
-                run_changes.c.reason,
-            ).where(run_changes.c.run_id == run_id, run_changes.c.audience_id == aid)
-        ).all()
-        deltas = conn.execute(
-            select(snapshot_deltas.c.email, snapshot_deltas.c.desired).where(
-                snapshot_deltas.c.run_id == run_id, snapshot_deltas.c.audience_id == aid
-            )
-        ).all()
-        members = conn.execute(
-            select(memberships.c.email, memberships.c.value, memberships.c.desired).where(
-                memberships.c.audience_id == aid
-            )
-        ).all()
-        parked = conn.execute(
-            select(parked_contacts.c.email, parked_contacts.c.action).where(
-                parked_contacts.c.audience_id == aid
-            )
-        ).all()
-        counts = (
-            conn.execute(
-                select(*COUNT_COLUMNS).where(
-                    run_audiences.c.run_id == run_id, run_audiences.c.audience_id == aid
-                )
-            )
-            .one()
-            ._asdict()
-        )
-    counts["invalid_reasons"] = json.loads(counts["invalid_reasons"])
-    return {
-        "changes": {tuple(r) for r in changes},
-        "deltas": {tuple(r) for r in deltas},
-        "members": {tuple(r) for r in members},
-        "parked": {tuple(r) for r in parked},
-        "counts": counts,
-    }
-
-
-def assert_twins_agree(h: Harness, run_id: int) -> dict[str, Any]:
-    embedded, in_db = (outcome_of(h, run_id, key) for key in TWINS)
-    assert in_db == embedded
-    return in_db
-
-
 def test_both_planners_write_the_same_trait_plans_run_after_run(pg_harness: Harness) -> None:
     h = pg_harness
     h.add_contacts(
@@ -173,7 +101,7 @@ def test_both_planners_write_the_same_trait_plans_run_after_run(pg_harness: Harn
     set_source(h, FIRST)
     first = h.run()
     assert first.status == "succeeded", first.error
-    seen = assert_twins_agree(h, first.run_id)
+    seen = assert_twins_agree(h, first.run_id, TWINS)
     assert seen["counts"]["invalid_reasons"] == {
         "empty": 2,
         "not_one_at_sign": 1,
@@ -202,7 +130,7 @@ def test_both_planners_write_the_same_trait_plans_run_after_run(pg_harness: Harn
     set_source(h, SECOND)
     second = h.run()
     assert second.status == "succeeded", second.error
-    seen = assert_twins_agree(h, second.run_id)
+    seen = assert_twins_agree(h, second.run_id, TWINS)
     assert seen["counts"]["parked_count"] == 1
     planned = {(c[0], c[1], c[2]) for c in seen["changes"] if c[3] != "skipped"}
     assert planned == {("b@x.com", "set", "2000"), ("e@x.com", "clear", None)}
@@ -210,13 +138,13 @@ def test_both_planners_write_the_same_trait_plans_run_after_run(pg_harness: Harn
 
     unchanged = h.run()
     assert unchanged.status == "succeeded", unchanged.error
-    seen = assert_twins_agree(h, unchanged.run_id)
+    seen = assert_twins_agree(h, unchanged.run_id, TWINS)
     assert {c[3] for c in seen["changes"]} == {"skipped"}
     assert seen["deltas"] == set()
 
     full = h.run(full=True)
     assert full.status == "succeeded", full.error
-    assert_twins_agree(h, full.run_id)
+    assert_twins_agree(h, full.run_id, TWINS)
 
 
 def test_only_the_distinct_values_cross_into_the_job(pg_harness: Harness) -> None:
