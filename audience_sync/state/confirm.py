@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from audience_sync.state import changes
 from audience_sync.state.changes import ResultVocabulary
 from audience_sync.state.db import analyze, insert_ignoring_duplicates, utcnow
+from audience_sync.state.parents import require_audience
 from audience_sync.state.statuses import ChangeStatus
 from audience_sync.state.tables import (
     TS,
@@ -99,6 +100,7 @@ def _advance_memberships(
 ) -> None:
     """Confirmed changes set ``value`` (a trait's ``clear`` sets NULL); ``desired`` (the
     snapshot's say) is left as it is."""
+    require_audience(conn, audience_id, what="confirmed memberships")
     conn.execute(
         text(
             "INSERT INTO memberships (audience_id, email, value, confirmed_run_id, confirmed_at) "
