@@ -1,5 +1,5 @@
-"""Every bulk writer of ``run_changes`` and ``memberships`` checks its run, audience and import
-once per statement or batch, and refuses an orphan write with one line."""
+"""``run_changes`` and ``memberships`` have no foreign keys (migration 0010): every bulk writer
+checks its run, audience and import once, and refuses an orphan write with one line."""
 
 from __future__ import annotations
 
@@ -220,6 +220,24 @@ def test_memberships_for_a_missing_audience_are_refused(engine: Engine) -> None:
         (audience_id, "a@x.com", "on"),
         (audience_id, "b@x.com", "on"),
     ]
+
+
+def test_the_database_no_longer_refuses_an_orphan_change(engine: Engine) -> None:
+    """What migration 0010 gave up, pinned: only the application's checks stand in the way."""
+    with engine.begin() as conn:
+        conn.execute(
+            run_changes.insert().values(
+                run_id=MISSING,
+                audience_id=MISSING,
+                email="a@x.com",
+                action="on",
+                status="planned",
+                import_id=MISSING,
+            )
+        )
+        conn.execute(memberships.insert().values(audience_id=MISSING, email="a@x.com"))
+    assert _count(engine, run_changes) == 1
+    assert _count(engine, memberships) == 1
 
 
 def test_the_in_database_planners_refuse_a_missing_run_or_audience(pg_database_url: str) -> None:
