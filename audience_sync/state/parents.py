@@ -1,10 +1,11 @@
 """The rows a bulk write points at exist: checked once per write, not once per row.
 
-``run_changes`` and ``memberships`` carry no foreign keys (migration 0010): on PostgreSQL each
-key fired a trigger for every row written, most of a first run's own time. The writers of those
-tables name their run, audience and import once per statement or batch, so each writer calls
-one of these first: one primary-key lookup per parent, in the writer's transaction, and a
-one-line :class:`~audience_sync.errors.StateError` naming the missing id when one is absent.
+``run_changes``, ``memberships`` and ``import_results`` carry no foreign keys (migration 0010):
+on PostgreSQL each key fired a trigger for every row written, most of a first run's own time.
+The writers of those tables name their run, audience and import once per statement or batch, so
+each writer calls one of these first: one primary-key lookup per parent, in the writer's
+transaction, and a one-line :class:`~audience_sync.errors.StateError` naming the missing id
+when one is absent, before any row is written.
 Nothing in the job deletes a run, an audience or an import, so a parent that exists when the
 write starts still exists when it commits.
 """
@@ -37,6 +38,12 @@ def require_audience(conn: Connection, audience_id: int, *, what: str) -> None:
     """Refuse to write ``what`` for an audience not in the ledger."""
     if not conn.execute(select(exists().where(audiences.c.id == audience_id))).scalar_one():
         raise _missing(conn, what, f"audience {audience_id}")
+
+
+def require_import(conn: Connection, import_row_id: int, *, what: str) -> None:
+    """Refuse to write ``what`` for an import not in the ledger."""
+    if not conn.execute(select(exists().where(listrak_imports.c.id == import_row_id))).scalar_one():
+        raise _missing(conn, what, f"import {import_row_id}")
 
 
 def require_import_of(

@@ -120,6 +120,7 @@ FOREIGN_KEYS_0009 = {
         "fk_run_changes_import_id_listrak_imports",
     },
     "memberships": {"fk_memberships_audience_id_audiences"},
+    "import_results": {"fk_import_results_import_id_listrak_imports"},
 }
 
 
@@ -159,6 +160,9 @@ def _seed_0009(conn: Connection) -> None:
             "VALUES (1, 'a@x.com', 'on', 1, 'on'), (1, 'c@x.com', NULL, NULL, 'off')"
         )
     )
+    conn.execute(
+        text("INSERT INTO import_results (import_id, email, result) VALUES (1, 'b@x.com', 'x')")
+    )
 
 
 def _ledger_rows(conn: Connection) -> list[tuple[object, ...]]:
@@ -174,7 +178,8 @@ def _ledger_rows(conn: Connection) -> list[tuple[object, ...]]:
             "ORDER BY email"
         )
     ).all()
-    return [tuple(r) for r in [*changes, *members]]
+    results = conn.execute(text("SELECT import_id, email, result FROM import_results")).all()
+    return [tuple(r) for r in [*changes, *members, *results]]
 
 
 def test_0010_drops_the_bulk_tables_keys_keeping_rows_and_checks(database_url: str) -> None:
@@ -184,7 +189,7 @@ def test_0010_drops_the_bulk_tables_keys_keeping_rows_and_checks(database_url: s
         with engine.begin() as conn:
             _seed_0009(conn)
             seeded = _ledger_rows(conn)
-        assert len(seeded) == 5
+        assert len(seeded) == 6
         for revision in ("0010", "0009", "0010"):
             if revision == "0009":
                 migrate.downgrade(engine, revision)

@@ -1,5 +1,6 @@
-"""``run_changes`` and ``memberships`` have no foreign keys (migration 0010): every bulk writer
-checks its run, audience and import once, and refuses an orphan write with one line."""
+"""``run_changes``, ``memberships`` and ``import_results`` have no foreign keys (migration
+0010): every bulk writer checks its run, audience and import once per statement or batch, and
+refuses an orphan write with one line."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from audience_sync.plan import in_database, in_database_traits
 from audience_sync.state import changes, confirm, desired, drift, ledger, migrate
 from audience_sync.state.db import make_engine, utcnow
 from audience_sync.state.statuses import AudienceKind, RunTrigger
-from audience_sync.state.tables import memberships, run_changes, snapshot_deltas
+from audience_sync.state.tables import import_results, memberships, run_changes, snapshot_deltas
 from tests.state.test_state_errors import assert_clean
 
 MISSING = 999_999
@@ -222,6 +223,20 @@ def test_memberships_for_a_missing_audience_are_refused(engine: Engine) -> None:
     ]
 
 
+def test_contact_results_for_a_missing_import_are_refused(engine: Engine) -> None:
+    with pytest.raises(StateError) as caught, engine.begin() as conn:
+        confirm.stage_results(conn, MISSING, [("a@x.com", "Updated")])
+    assert str(caught.value).endswith(
+        f": refusing to write contact results for import {MISSING}: it is not in the ledger"
+    )
+    assert_clean(str(caught.value))
+    assert _count(engine, import_results) == 0
+    with engine.begin() as conn:
+        run_id, audience_id = _run_and_audience(conn)
+        confirm.stage_results(conn, _import(conn, run_id, audience_id), [("a@x.com", "Updated")])
+    assert _count(engine, import_results) == 1
+
+
 def test_the_database_no_longer_refuses_an_orphan_change(engine: Engine) -> None:
     """What migration 0010 gave up, pinned: only the application's checks stand in the way."""
     with engine.begin() as conn:
@@ -236,8 +251,10 @@ def test_the_database_no_longer_refuses_an_orphan_change(engine: Engine) -> None
             )
         )
         conn.execute(memberships.insert().values(audience_id=MISSING, email="a@x.com"))
+        conn.execute(import_results.insert().values(import_id=MISSING, email="a@x.com", result="x"))
     assert _count(engine, run_changes) == 1
     assert _count(engine, memberships) == 1
+    assert _count(engine, import_results) == 1
 
 
 def test_the_in_database_planners_refuse_a_missing_run_or_audience(pg_database_url: str) -> None:
