@@ -28,6 +28,7 @@ from audience_sync.plan.sql_normalize import (
     resolve_residual,
     stage_members_sql,
 )
+from audience_sync.state.parents import require_run_and_audience
 from audience_sync.state.statuses import ChangeAction, ChangeStatus
 from audience_sync.state.tables import TS
 
@@ -170,6 +171,7 @@ def write_plan(
     """The diff of ``indb_snapshot`` against the audience's state, written as the ledger's
     planned changes, the desired-value deltas and the unparked skips
     (:class:`~audience_sync.plan.engine.SnapshotPlan`'s rules)."""
+    require_run_and_audience(conn, run_id=run_id, audience_id=audience_id, what="planned changes")
     p: dict[str, Any] = {
         "r": run_id,
         "a": audience_id,

@@ -39,6 +39,7 @@ from audience_sync.plan.sql_normalize import (
 )
 from audience_sync.plan.traits import CLEAR, CONFLICTING, SET, TraitCounts
 from audience_sync.state.bulk import insert_batches
+from audience_sync.state.parents import require_run_and_audience
 from audience_sync.state.statuses import ChangeStatus
 from audience_sync.state.tables import TS
 from audience_sync.traits.values import FieldSpec, format_array, format_value
@@ -235,6 +236,7 @@ def _write_plan(
     clear_missing: bool,
     parked_before: datetime,
 ) -> TraitCounts:
+    require_run_and_audience(conn, run_id=run_id, audience_id=audience_id, what="planned changes")
     p: dict[str, Any] = {
         "r": run_id,
         "a": audience_id,

@@ -26,6 +26,7 @@ from sqlalchemy.sql.selectable import CompoundSelect, Exists
 
 from audience_sync.redaction import one_line
 from audience_sync.state.bulk import insert_batches, insert_column, rows_of
+from audience_sync.state.parents import require_import_of, require_run_and_audience
 from audience_sync.state.statuses import (
     OPEN_IMPORT_STATUSES,
     UNRESOLVED_CHANGE_STATUSES,
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 REASON_LENGTH = 200
+# What the parent checks (:mod:`.parents`) say a refused write was.
+_PLANNED = "planned changes"
 
 # ``(email, action)`` rows to plan, each email once.
 ChangeRows = Select[tuple[str, str]] | CompoundSelect[tuple[str, str]]
@@ -59,6 +62,7 @@ def plan_batches(
 
     total = 0
     for batch in batches:
+        require_run_and_audience(conn, run_id=run_id, audience_id=audience_id, what=_PLANNED)
         emails, actions = batch.column(0), batch.column(1)
         for action in pc.unique(actions).to_pylist():
             total += insert_column(
@@ -80,6 +84,7 @@ def plan_value_batches(
     conn: Connection, *, run_id: int, audience_id: int, batches: Iterable[pa.RecordBatch]
 ) -> int:
     """Plan a trait's ``(email, action, value)`` rows (``set`` with its value, ``clear``)."""
+    require_run_and_audience(conn, run_id=run_id, audience_id=audience_id, what=_PLANNED)
     rows = rows_of(batches, before=(run_id, audience_id), after=(ChangeStatus.PLANNED.value,))
     return insert_batches(
         conn, run_changes, ["run_id", "audience_id", "email", "action", "value", "status"], rows
@@ -92,6 +97,7 @@ def record_invalid_values(
     """A trait's ``(email, reason)`` contacts whose value cannot be sent: each reported as a
     ``set`` change ``skipped`` with reason ``invalid value: <reason>``, never sent (no import)
     and never parked. The value itself is not stored."""
+    require_run_and_audience(conn, run_id=run_id, audience_id=audience_id, what=_PLANNED)
     total = 0
     for batch in batches:
         if batch.num_rows == 0:
@@ -121,6 +127,7 @@ def record_invalid_values(
 
 def plan_rows(conn: Connection, *, run_id: int, audience_id: int, rows: ChangeRows) -> int:
     """Plan every ``(email, action)`` row."""
+    require_run_and_audience(conn, run_id=run_id, audience_id=audience_id, what=_PLANNED)
     source = rows.subquery()
     result = conn.execute(
         run_changes.insert().from_select(
@@ -147,6 +154,9 @@ def assign_to_import(
     last_email: str,
 ) -> int:
     """The planned changes an import part carries (its email range) become ``submitted``."""
+    require_import_of(
+        conn, import_row_id, run_id=run_id, audience_id=audience_id, what="submitted changes"
+    )
     result = conn.execute(
         update(run_changes)
         .where(

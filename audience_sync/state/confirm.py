@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from audience_sync.state import changes
 from audience_sync.state.changes import ResultVocabulary
 from audience_sync.state.db import analyze, insert_ignoring_duplicates, utcnow
+from audience_sync.state.parents import require_audience, require_import
 from audience_sync.state.statuses import ChangeStatus
 from audience_sync.state.tables import (
     TS,
@@ -38,6 +39,7 @@ class ImportOutcome:
 
 def stage_results(conn: Connection, import_row_id: int, results: Iterable[tuple[str, str]]) -> None:
     """Stage ``(email, result)`` rows (emails already normalised); repeats keep the first."""
+    require_import(conn, import_row_id, what="contact results")
     batch: dict[str, str] = {}
     for email, result in results:
         batch.setdefault(email, result)
@@ -99,6 +101,7 @@ def _advance_memberships(
 ) -> None:
     """Confirmed changes set ``value`` (a trait's ``clear`` sets NULL); ``desired`` (the
     snapshot's say) is left as it is."""
+    require_audience(conn, audience_id, what="confirmed memberships")
     conn.execute(
         text(
             "INSERT INTO memberships (audience_id, email, value, confirmed_run_id, confirmed_at) "

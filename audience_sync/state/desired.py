@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from audience_sync.state.bulk import insert_batches, rows_of
 from audience_sync.state.db import analyze
+from audience_sync.state.parents import require_audience
 from audience_sync.state.statuses import AudienceStatus, ChangeAction
 from audience_sync.state.tables import (
     audiences,
@@ -84,6 +85,7 @@ def apply_deltas(conn: Connection, *, run_id: int, audience_id: int, values: boo
     ``values``: a computed trait, whose desired values are any text (NULL: not in the source).
     Also forgets deltas of earlier runs of this audience that never finished (never applied).
     """
+    require_audience(conn, audience_id, what="desired memberships")
     params = {"r": run_id, "a": audience_id}
     # One set-based upsert (SQLite >= 3.24 and PostgreSQL); WHERE true keeps SQLite's parser
     # from reading ON CONFLICT as a join constraint.

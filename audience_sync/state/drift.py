@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CompoundSelect, Exists
 
 from audience_sync.state import changes, desired
+from audience_sync.state.parents import require_run_and_audience
 from audience_sync.state.statuses import ChangeAction, ChangeStatus
 from audience_sync.state.tables import (
     listrak_values,
@@ -310,6 +311,7 @@ def measure_trait(conn: Connection, audience_id: int, snapshot_run: int) -> Audi
 
 def plan_trait_repair(conn: Connection, *, run_id: int, audience_id: int) -> int:
     """Plan every drifted trait contact's fix: set the snapshot's value again."""
+    require_run_and_audience(conn, run_id=run_id, audience_id=audience_id, what="planned repairs")
     total = 0
     for name in TRAIT_CATEGORIES:
         rows = _trait_category(audience_id, name).subquery()

@@ -125,10 +125,12 @@ run_audiences = Table(
 # The state of record, one row per (audience, contact): ``desired`` is what the last acted-on
 # snapshot said ('on' for its members; 'off' or NULL for others), ``value`` what Listrak last
 # confirmed (NULL until it has). Values are general text so other field types can diff the same way.
+# No foreign key (migration 0010): its writers check the audience once per statement
+# (:mod:`.parents`) instead of the database once per row.
 memberships = Table(
     "memberships",
     metadata,
-    Column("audience_id", Integer, ForeignKey("audiences.id"), primary_key=True),
+    Column("audience_id", Integer, primary_key=True),
     Column("email", String(EMAIL_LENGTH), primary_key=True),
     Column("value", String(VALUE_LENGTH), nullable=True),
     Column("confirmed_run_id", Integer, nullable=True),
@@ -193,16 +195,18 @@ listrak_imports = Table(
     one_of("status", ImportStatus),
 )
 
+# No foreign keys (migration 0010): its writers check the run, audience and import once per
+# statement or batch (:mod:`.parents`) instead of the database once per row.
 run_changes = Table(
     "run_changes",
     metadata,
-    Column("run_id", Integer, ForeignKey("sync_runs.id"), primary_key=True),
-    Column("audience_id", Integer, ForeignKey("audiences.id"), primary_key=True),
+    Column("run_id", Integer, primary_key=True),
+    Column("audience_id", Integer, primary_key=True),
     Column("email", String(EMAIL_LENGTH), primary_key=True),
     Column("action", String(5), nullable=False),
     Column("status", String(20), nullable=False),
     Column("reason", String(200), nullable=True),
-    Column("import_id", Integer, ForeignKey("listrak_imports.id"), nullable=True),
+    Column("import_id", Integer, nullable=True),
     # A trait's ``set``: the formatted value to send (NULL for audiences and ``clear``).
     Column("value", String(VALUE_LENGTH), nullable=True),
     Index("ix_run_changes_import_id", "import_id"),
@@ -211,10 +215,11 @@ run_changes = Table(
 )
 
 # Per-contact answers read back from Listrak, staged so confirmation is one set-based statement.
+# No foreign key (migration 0010): :func:`.confirm.stage_results` checks the import once.
 import_results = Table(
     "import_results",
     metadata,
-    Column("import_id", Integer, ForeignKey("listrak_imports.id"), primary_key=True),
+    Column("import_id", Integer, primary_key=True),
     Column("email", String(EMAIL_LENGTH), primary_key=True),
     Column("result", String(100), nullable=False),
 )

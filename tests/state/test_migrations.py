@@ -111,3 +111,107 @@ def test_0008_keeps_the_changes_and_what_their_checks_allow(database_url: str) -
             assert "\"status\" = 'planned' OR" in ddl
     finally:
         engine.dispose()
+
+
+FOREIGN_KEYS_0009 = {
+    "run_changes": {
+        "fk_run_changes_run_id_sync_runs",
+        "fk_run_changes_audience_id_audiences",
+        "fk_run_changes_import_id_listrak_imports",
+    },
+    "memberships": {"fk_memberships_audience_id_audiences"},
+    "import_results": {"fk_import_results_import_id_listrak_imports"},
+}
+
+
+def _seed_0009(conn: Connection) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO sync_runs (id, trigger, status, started_at, host, pid, planned_count, "
+            "confirmed_count, skipped_count, failed_count) "
+            "VALUES (1, 'manual', 'running', CURRENT_TIMESTAMP, 'h', 1, 0, 0, 0, 0)"
+        )
+    )
+    conn.execute(
+        text(
+            "INSERT INTO audiences (id, key, list_id, source_description, created_at, "
+            "updated_at) VALUES (1, 'a', 1, '', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        )
+    )
+    conn.execute(
+        text(
+            "INSERT INTO listrak_imports (id, run_id, audience_id, list_id, field_id, part, route, "
+            "file_name, first_email, last_email, row_count, byte_count, status, created_at, "
+            "found_by_name) VALUES (1, 1, 1, 1, 2, 1, 'list_import', 'f.csv', 'a@x.com', "
+            "'b@x.com', 2, 40, 'finished', CURRENT_TIMESTAMP, false)"
+        )
+    )
+    conn.execute(
+        text(
+            "INSERT INTO run_changes (run_id, audience_id, email, action, status, import_id, "
+            "reason, value) VALUES (1, 1, 'a@x.com', 'on', 'confirmed', 1, NULL, NULL), "
+            "(1, 1, 'b@x.com', 'set', 'skipped', 1, 'NotSubscribed', 'gold'), "
+            "(1, 1, 'c@x.com', 'off', 'planned', NULL, NULL, NULL)"
+        )
+    )
+    conn.execute(
+        text(
+            "INSERT INTO memberships (audience_id, email, value, confirmed_run_id, desired) "
+            "VALUES (1, 'a@x.com', 'on', 1, 'on'), (1, 'c@x.com', NULL, NULL, 'off')"
+        )
+    )
+    conn.execute(
+        text("INSERT INTO import_results (import_id, email, result) VALUES (1, 'b@x.com', 'x')")
+    )
+
+
+def _ledger_rows(conn: Connection) -> list[tuple[object, ...]]:
+    changes = conn.execute(
+        text(
+            "SELECT run_id, audience_id, email, action, status, import_id, reason, value "
+            "FROM run_changes ORDER BY email"
+        )
+    ).all()
+    members = conn.execute(
+        text(
+            "SELECT audience_id, email, value, confirmed_run_id, desired FROM memberships "
+            "ORDER BY email"
+        )
+    ).all()
+    results = conn.execute(text("SELECT import_id, email, result FROM import_results")).all()
+    return [tuple(r) for r in [*changes, *members, *results]]
+
+
+def test_0010_drops_the_bulk_tables_keys_keeping_rows_and_checks(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine, "0009")
+        with engine.begin() as conn:
+            _seed_0009(conn)
+            seeded = _ledger_rows(conn)
+        assert len(seeded) == 6
+        for revision in ("0010", "0009", "0010"):
+            if revision == "0009":
+                migrate.downgrade(engine, revision)
+            else:
+                migrate.upgrade(engine, revision)
+            inspector = inspect(engine)
+            for table, keys in FOREIGN_KEYS_0009.items():
+                names = {str(k["name"]) for k in inspector.get_foreign_keys(table)}
+                assert names == (keys if revision == "0009" else set()), (revision, table)
+            assert {str(c["name"]) for c in inspector.get_check_constraints("run_changes")} == {
+                "ck_run_changes_action",
+                "ck_run_changes_status",
+            }
+            assert [i["name"] for i in inspector.get_indexes("memberships")] == [
+                "ix_memberships_audience_value"
+            ]
+            with engine.connect() as conn:
+                assert _ledger_rows(conn) == seeded
+            for bad_status in ("bogus", "Planned"):
+                with pytest.raises(IntegrityError), engine.begin() as conn:
+                    _insert_change(conn, f"{revision}@example.com", bad_status)
+            with pytest.raises(IntegrityError), engine.begin() as conn:
+                conn.execute(text("UPDATE run_changes SET action = 'maybe'"))
+    finally:
+        engine.dispose()
