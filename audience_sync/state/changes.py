@@ -171,10 +171,20 @@ def release_import(conn: Connection, import_row_id: int) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Settled:
+    """How many of an import's changes each settling statement resolved."""
+
+    confirmed: int
+    skipped: int
+    failed: int
+
+
 def settle_import(
     conn: Connection, import_row_id: int, vocabulary: ResultVocabulary, *, all_accepted: bool
-) -> None:
-    """Resolve every ``submitted`` change of one finished import.
+) -> Settled:
+    """Resolve every ``submitted`` change of one finished import, and count them by outcome
+    from the statements' own row counts (no second pass over the import's changes).
 
     ``all_accepted``: Listrak's summary says every row was applied. Otherwise each change is
     resolved by its result staged in ``import_results``: accepted -> confirmed, skipped ->
@@ -185,10 +195,10 @@ def settle_import(
         run_changes.c.status == ChangeStatus.SUBMITTED,
     )
     if all_accepted:
-        conn.execute(
+        confirmed = conn.execute(
             update(run_changes).where(mine).values(status=ChangeStatus.CONFIRMED, reason=None)
         )
-        return
+        return Settled(confirmed=int(confirmed.rowcount), skipped=0, failed=0)
 
     def result_in(values: Sequence[str]) -> Exists:
         return exists().where(
@@ -205,12 +215,12 @@ def settle_import(
         )
         .scalar_subquery()
     )
-    conn.execute(
+    confirmed = conn.execute(
         update(run_changes)
         .where(mine, result_in(vocabulary.accepted))
         .values(status=ChangeStatus.CONFIRMED, reason=None)
     )
-    conn.execute(
+    skipped = conn.execute(
         update(run_changes)
         .where(mine, result_in(vocabulary.skipped))
         .values(status=ChangeStatus.SKIPPED, reason=result_of)
@@ -219,15 +229,20 @@ def settle_import(
         import_results.c.import_id == import_row_id,
         import_results.c.email == run_changes.c.email,
     )
-    conn.execute(
+    unknown = conn.execute(
         update(run_changes)
         .where(mine, any_result)
         .values(status=ChangeStatus.FAILED, reason=literal("unknown import result: ") + result_of)
     )
-    conn.execute(
+    missing = conn.execute(
         update(run_changes)
         .where(mine)
         .values(status=ChangeStatus.FAILED, reason="Listrak reported no result for this contact")
+    )
+    return Settled(
+        confirmed=int(confirmed.rowcount),
+        skipped=int(skipped.rowcount),
+        failed=int(unknown.rowcount) + int(missing.rowcount),
     )
 
 

@@ -67,7 +67,7 @@ def settle_import(
     ``all_accepted``: Listrak's summary says every row was applied, so no per-contact results
     were read. Otherwise a change is confirmed only when its staged result is an accepted one.
     """
-    changes.settle_import(conn, import_row_id, vocabulary, all_accepted=all_accepted)
+    settled = changes.settle_import(conn, import_row_id, vocabulary, all_accepted=all_accepted)
     _advance_memberships(conn, import_row_id, run_id, audience_id)
     _park_skipped(conn, import_row_id, run_id, audience_id)
     unknown: dict[str, int] = {}
@@ -84,11 +84,10 @@ def settle_import(
             ).all()
         )
     conn.execute(delete(import_results).where(import_results.c.import_id == import_row_id))
-    counts = changes.count_by_status(conn, import_row_id=import_row_id)
     return ImportOutcome(
-        confirmed=counts.get(ChangeStatus.CONFIRMED, 0),
-        skipped=counts.get(ChangeStatus.SKIPPED, 0),
-        failed=counts.get(ChangeStatus.FAILED, 0),
+        confirmed=settled.confirmed,
+        skipped=settled.skipped,
+        failed=settled.failed,
         unknown_results=unknown,
     )
 

@@ -19,7 +19,7 @@ def settle_run(
     audience_id: int,
     vocabulary: changes.ResultVocabulary,
     results: Iterable[tuple[str, str]] | None,
-) -> None:
+) -> confirm.ImportOutcome:
     """``results``: per-contact ``(email, result)`` answers, or None when the summary said
     every row was accepted."""
     with engine.begin() as conn:
@@ -47,7 +47,7 @@ def settle_run(
         )
         if results is not None:
             confirm.stage_results(conn, import_id, results)
-        confirm.settle_import(
+        return confirm.settle_import(
             conn,
             import_row_id=import_id,
             run_id=run_id,

@@ -67,7 +67,9 @@ def seeded(engine: Engine) -> tuple[int, int, int]:
     return run_id, audience, trait
 
 
-def expected(engine: Engine, run_id: int, audience_id: int, *, trait: bool) -> list[tuple[str, str]]:
+def expected(
+    engine: Engine, run_id: int, audience_id: int, *, trait: bool
+) -> list[tuple[str, str]]:
     """What the submission read before: SQLAlchemy rows in email order, a trait's NULL blank."""
     sent = run_changes.c.value if trait else run_changes.c.action
     with engine.connect() as conn:
