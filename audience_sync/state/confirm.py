@@ -29,10 +29,20 @@ RESULT_BATCH = 10_000
 
 @dataclass(frozen=True)
 class ImportOutcome:
-    confirmed: int
-    skipped: int
-    failed: int
+    settled: changes.Settled
     unknown_results: dict[str, int]
+
+    @property
+    def confirmed(self) -> int:
+        return self.settled.confirmed
+
+    @property
+    def skipped(self) -> int:
+        return self.settled.skipped
+
+    @property
+    def failed(self) -> int:
+        return self.settled.failed
 
 
 def stage_results(conn: Connection, import_row_id: int, results: Iterable[tuple[str, str]]) -> None:
@@ -84,12 +94,7 @@ def settle_import(
             ).all()
         )
     conn.execute(delete(import_results).where(import_results.c.import_id == import_row_id))
-    return ImportOutcome(
-        confirmed=settled.confirmed,
-        skipped=settled.skipped,
-        failed=settled.failed,
-        unknown_results=unknown,
-    )
+    return ImportOutcome(settled=settled, unknown_results=unknown)
 
 
 def _advance_memberships(
