@@ -13,6 +13,7 @@ from tqdm import tqdm
 from audience_sync.config import AppConfig, AudienceSettings, TraitSettings
 from audience_sync.guards import GuardVerdict
 from audience_sync.listrak.client import ListrakClient
+from audience_sync.state.changes import ResolvedTally
 from audience_sync.state.diff import PlanCounts
 
 ClientFactory = Callable[[], ListrakClient]
@@ -64,6 +65,8 @@ class RunContext:
     show_progress: bool = False
     sleep: Callable[[float], None] = time.sleep
     _client: ListrakClient | None = field(default=None, repr=False)
+    # What Listrak resolved of this run's changes, as its imports are settled.
+    resolved: ResolvedTally = field(default_factory=ResolvedTally)
 
     @property
     def client(self) -> ListrakClient:

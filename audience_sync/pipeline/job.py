@@ -229,7 +229,9 @@ class _Run:
 
     def _finish(self, status: RunStatus, error: str | None = None) -> RunOutcome:
         with self.ctx.engine.begin() as conn:
-            ledger.finish_run(conn, self.ctx.run_id, status=status, error=error)
+            ledger.finish_run(
+                conn, self.ctx.run_id, status=status, error=error, tally=self.ctx.resolved
+            )
         self.outcome.status, self.outcome.error = status, error
         logger.info("run.finished", extra={"run_id": self.ctx.run_id, "status": status})
         return self.outcome

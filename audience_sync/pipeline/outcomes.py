@@ -41,7 +41,7 @@ def finish_audience(ctx: RunContext, run: AudienceRun) -> None:
     if run.failed or run.waiting_on is not None or run.plan is None:
         return
     with ctx.engine.connect() as conn:
-        unresolved = changes.unresolved(conn, ctx.run_id, run.audience_id)
+        unresolved = changes.unresolved(conn, ctx.run_id, run.audience_id, ctx.resolved)
     if unresolved:
         total = sum(unresolved.values())
         fail_audience(ctx, run, f"{total} change(s) not confirmed by Listrak (see `show`)")

@@ -113,6 +113,8 @@ def settle_finished_import(ctx: RunContext, row: Mapping[str, Any], status: str)
             finished_at=utcnow(),
             resolved_run_id=resolved_by(ctx, row),
         )
+    if int(row["run_id"]) == ctx.run_id:
+        ctx.resolved.add(int(row["audience_id"]), outcome.settled)
     for result, count in outcome.unknown_results.items():
         logger.warning(
             "import.unknown_contact_result",

@@ -5,6 +5,7 @@ body (Listrak's size limit) halves the part size and goes on with what is left."
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from audience_sync.checkpoints import checkpoint
 from audience_sync.errors import (
@@ -32,10 +33,9 @@ def submit_audience(ctx: RunContext, run: AudienceRun, poller: ImportPoller) -> 
     with ctx.engine.begin() as conn:
         ledger.set_audience_status(conn, ctx.run_id, run.audience_id, AudienceStatus.SUBMITTED)
     while True:
-        with ctx.engine.connect() as reader:
-            batches = diff.sent_values_in_order(
-                reader, ctx.run_id, run.audience_id, trait=run.is_trait
-            )
+        with diff.sent_values_in_order(
+            ctx.engine, ctx.run_id, run.audience_id, trait=run.is_trait, workdir=_spill(ctx)
+        ) as batches:
             for part in route.parts(batches, limit=limit, first_number=next_number):
                 next_number = part.number + 1
                 poller.wait_for_slot()
@@ -63,6 +63,17 @@ def submit_audience(ctx: RunContext, run: AudienceRun, poller: ImportPoller) -> 
                 poller.watch(import_row_id, run)
             else:
                 return
+
+
+def _spill(ctx: RunContext) -> Path | None:
+    """Where a large read of the changes is staged: the planner's configured spill directory,
+    else the system's temporary directory."""
+    configured = ctx.config.settings.planner.temp_directory
+    if configured is None:
+        return None
+    spill = ctx.config.base_dir / configured.expanduser()
+    spill.mkdir(parents=True, exist_ok=True)
+    return spill
 
 
 def _route(ctx: RunContext, run: AudienceRun) -> SubmitRoute:

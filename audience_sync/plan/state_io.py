@@ -1,4 +1,5 @@
-"""Reading sets from the state database into DuckDB tables, as Arrow.
+"""Reading sets from the state database into DuckDB tables, as Arrow; :func:`read_query` hands
+the same reads out as a record batch reader (the planned changes read back for submission).
 
 PostgreSQL is read through its ADBC driver (columnar, binary COPY, no Python object per row).
 A SQLite file is read through the ADBC SQLite driver too when the query returns at least
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -103,6 +105,84 @@ def start_load(
         _insert_from(duck, table, read.reader(), schema)
 
     return PendingLoad(finish, read.close)
+
+
+@contextmanager
+def read_query(
+    engine: Engine,
+    sql: str,
+    params: Mapping[str, Any],
+    schema: pa.Schema,
+    *,
+    workdir: Path | None = None,
+) -> Iterator[pa.RecordBatchReader]:
+    """The rows ``sql`` selects (``:name`` parameters, each used once), in its order, as a
+    reader of ``schema``'s columns, closed on leaving the block. Read as :func:`load_query`
+    reads: ADBC on PostgreSQL; from a SQLite file, ``PROCESS_MIN_ROWS`` rows or more by the
+    child process (into a file in ``workdir``, a temporary directory if None), fewer by the
+    application's ``sqlite3``; SQLAlchemy elsewhere. A failure of the read, also while the
+    rows are iterated, is one :class:`StateError` line naming the database."""
+    failed = f"state database {describe_url(engine.url)}: reading state failed"
+    url = engine.url
+    path = _sqlite_file(url) if url.get_backend_name() == "sqlite" else None
+    if path is not None:
+        names = list(params)
+        positional = _positional(sql, names, lambda i: "?")
+        values = [params[n] for n in names]
+        try:
+            many = _has_rows(engine, positional, values, PROCESS_MIN_ROWS)
+        except sqlite3.Error:
+            raise StateError(failed) from None
+        if many:
+            read = SqliteProcessRead(
+                path, positional, values, schema.names, workdir=workdir, database=describe_url(url)
+            )
+            try:
+                yield _guarded(read.reader(), schema, failed)
+            finally:
+                read.close()
+            return
+    opened = _columnar_reader(engine, sql, params, schema)
+    if opened is None:
+        yield _guarded(
+            pa.RecordBatchReader.from_batches(
+                schema, _sqlalchemy_batches(engine, sql, params, schema)
+            ),
+            schema,
+            failed,
+        )
+        return
+    reader, close = opened
+    try:
+        yield _guarded(reader, schema, failed)
+    finally:
+        close()
+
+
+def _guarded(reader: pa.RecordBatchReader, schema: pa.Schema, failed: str) -> pa.RecordBatchReader:
+    """``reader``'s batches as ``schema`` (same columns, the driver's types cast); a driver
+    error while reading becomes the one line ``failed``, without the driver's message."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        source = iter(reader)
+        while True:
+            try:
+                batch = next(source)
+            except StopIteration:
+                return
+            except Exception:
+                raise StateError(failed) from None
+            if batch.schema != schema:
+                batch = pa.RecordBatch.from_arrays(
+                    [
+                        column.cast(field.type)
+                        for column, field in zip(batch.columns, schema, strict=True)
+                    ],
+                    schema=schema,
+                )
+            yield batch
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _load_now(

@@ -14,8 +14,9 @@ A failed change stays unconfirmed, so the next run's diff plans it again.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, exists, func, literal, or_, select, update
@@ -181,10 +182,20 @@ def release_import(conn: Connection, import_row_id: int) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Settled:
+    """How many of an import's changes each settling statement resolved."""
+
+    confirmed: int
+    skipped: int
+    failed: int
+
+
 def settle_import(
     conn: Connection, import_row_id: int, vocabulary: ResultVocabulary, *, all_accepted: bool
-) -> None:
-    """Resolve every ``submitted`` change of one finished import.
+) -> Settled:
+    """Resolve every ``submitted`` change of one finished import, and count them by outcome
+    from the statements' own row counts (no second pass over the import's changes).
 
     ``all_accepted``: Listrak's summary says every row was applied. Otherwise each change is
     resolved by its result staged in ``import_results``: accepted -> confirmed, skipped ->
@@ -195,10 +206,10 @@ def settle_import(
         run_changes.c.status == ChangeStatus.SUBMITTED,
     )
     if all_accepted:
-        conn.execute(
+        confirmed = conn.execute(
             update(run_changes).where(mine).values(status=ChangeStatus.CONFIRMED, reason=None)
         )
-        return
+        return Settled(confirmed=int(confirmed.rowcount), skipped=0, failed=0)
 
     def result_in(values: Sequence[str]) -> Exists:
         return exists().where(
@@ -215,12 +226,12 @@ def settle_import(
         )
         .scalar_subquery()
     )
-    conn.execute(
+    confirmed = conn.execute(
         update(run_changes)
         .where(mine, result_in(vocabulary.accepted))
         .values(status=ChangeStatus.CONFIRMED, reason=None)
     )
-    conn.execute(
+    skipped = conn.execute(
         update(run_changes)
         .where(mine, result_in(vocabulary.skipped))
         .values(status=ChangeStatus.SKIPPED, reason=result_of)
@@ -229,15 +240,20 @@ def settle_import(
         import_results.c.import_id == import_row_id,
         import_results.c.email == run_changes.c.email,
     )
-    conn.execute(
+    unknown = conn.execute(
         update(run_changes)
         .where(mine, any_result)
         .values(status=ChangeStatus.FAILED, reason=literal("unknown import result: ") + result_of)
     )
-    conn.execute(
+    missing = conn.execute(
         update(run_changes)
         .where(mine)
         .values(status=ChangeStatus.FAILED, reason="Listrak reported no result for this contact")
+    )
+    return Settled(
+        confirmed=int(confirmed.rowcount),
+        skipped=int(skipped.rowcount),
+        failed=int(unknown.rowcount) + int(missing.rowcount),
     )
 
 
@@ -311,6 +327,53 @@ def fail_interrupted(conn: Connection, run_id: int) -> int:
     return int(result.rowcount)
 
 
+@dataclass
+class ResolvedTally:
+    """A run's changes that Listrak resolved, by audience, added up from the settling
+    statements' row counts (:class:`Settled`) of the run's imports as it settles them.
+
+    A lower bound of the changes ``confirmed`` and ``skipped``: only settling confirms a change,
+    each change is settled once, and neither status is ever left. So when the tally equals
+    the number of changes, every change is resolved and the tally is the exact count; when
+    it is lower (a trait's invalid values are skipped at planning, another process settled),
+    the statuses are read from the table.
+    """
+
+    confirmed: Counter[int] = field(default_factory=Counter)
+    skipped: Counter[int] = field(default_factory=Counter)
+
+    def add(self, audience_id: int, settled: Settled) -> None:
+        self.confirmed[audience_id] += settled.confirmed
+        self.skipped[audience_id] += settled.skipped
+
+    def resolved(self, audience_id: int | None = None) -> int:
+        if audience_id is None:
+            return self.confirmed.total() + self.skipped.total()
+        return self.confirmed[audience_id] + self.skipped[audience_id]
+
+
+def count(conn: Connection, run_id: int, *, audience_id: int | None = None) -> int:
+    """How many changes a run (or one of its audiences) has: a count over the primary key's
+    leading columns, which never reads the table's rows."""
+    where = [run_changes.c.run_id == run_id]
+    if audience_id is not None:
+        where.append(run_changes.c.audience_id == audience_id)
+    return int(conn.execute(select(func.count()).where(*where)).scalar_one())
+
+
+def count_by_status_of_run(
+    conn: Connection, run_id: int, tally: ResolvedTally | None = None
+) -> dict[ChangeStatus, int]:
+    """:func:`count_by_status` of a run; from ``tally`` when it accounts for every change."""
+    if tally is not None and tally.resolved() > 0 and tally.resolved() == count(conn, run_id):
+        counts = {
+            ChangeStatus.CONFIRMED: tally.confirmed.total(),
+            ChangeStatus.SKIPPED: tally.skipped.total(),
+        }
+        return {status: n for status, n in counts.items() if n}
+    return count_by_status(conn, run_id=run_id)
+
+
 def count_by_status(
     conn: Connection, *, run_id: int | None = None, import_row_id: int | None = None
 ) -> dict[ChangeStatus, int]:
@@ -326,8 +389,15 @@ def count_by_status(
     return {ChangeStatus(status): int(count) for status, count in rows}
 
 
-def unresolved(conn: Connection, run_id: int, audience_id: int) -> dict[ChangeStatus, int]:
-    """Changes of one audience in a run that Listrak has not confirmed or skipped, by status."""
+def unresolved(
+    conn: Connection, run_id: int, audience_id: int, tally: ResolvedTally | None = None
+) -> dict[ChangeStatus, int]:
+    """Changes of one audience in a run that Listrak has not confirmed or skipped, by status;
+    none without reading a status when ``tally`` accounts for every change."""
+    if tally is not None:
+        resolved = tally.resolved(audience_id)
+        if resolved > 0 and resolved == count(conn, run_id, audience_id=audience_id):
+            return {}
     rows = conn.execute(
         select(run_changes.c.status, func.count())
         .where(

@@ -31,10 +31,20 @@ RESULT_BATCH = 10_000
 
 @dataclass(frozen=True)
 class ImportOutcome:
-    confirmed: int
-    skipped: int
-    failed: int
+    settled: changes.Settled
     unknown_results: dict[str, int]
+
+    @property
+    def confirmed(self) -> int:
+        return self.settled.confirmed
+
+    @property
+    def skipped(self) -> int:
+        return self.settled.skipped
+
+    @property
+    def failed(self) -> int:
+        return self.settled.failed
 
 
 def stage_results(conn: Connection, import_row_id: int, results: Iterable[tuple[str, str]]) -> None:
@@ -70,7 +80,7 @@ def settle_import(
     ``all_accepted``: Listrak's summary says every row was applied, so no per-contact results
     were read. Otherwise a change is confirmed only when its staged result is an accepted one.
     """
-    changes.settle_import(conn, import_row_id, vocabulary, all_accepted=all_accepted)
+    settled = changes.settle_import(conn, import_row_id, vocabulary, all_accepted=all_accepted)
     _advance_memberships(conn, import_row_id, run_id, audience_id)
     _park_skipped(conn, import_row_id, run_id, audience_id)
     unknown: dict[str, int] = {}
@@ -87,13 +97,7 @@ def settle_import(
             ).all()
         )
     conn.execute(delete(import_results).where(import_results.c.import_id == import_row_id))
-    counts = changes.count_by_status(conn, import_row_id=import_row_id)
-    return ImportOutcome(
-        confirmed=counts.get(ChangeStatus.CONFIRMED, 0),
-        skipped=counts.get(ChangeStatus.SKIPPED, 0),
-        failed=counts.get(ChangeStatus.FAILED, 0),
-        unknown_results=unknown,
-    )
+    return ImportOutcome(settled=settled, unknown_results=unknown)
 
 
 def _advance_memberships(

@@ -10,20 +10,19 @@ minus contacts parked by an earlier skip for the same action (unless the skip is
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.engine import Connection, Engine
 
 from audience_sync.state.statuses import ChangeAction, ChangeStatus
+from audience_sync.state.tables import memberships
 
 if TYPE_CHECKING:
     import pyarrow as pa
-from audience_sync.state.tables import (
-    memberships,
-    run_changes,
-)
 
 
 @dataclass(frozen=True)
@@ -47,40 +46,30 @@ def confirmed_on_count(conn: Connection, audience_id: int) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def changes_in_order(
-    conn: Connection,
-    run_id: int,
-    audience_id: int,
-    *,
-    status: ChangeStatus = ChangeStatus.PLANNED,
-) -> CursorResult[tuple[str, str, str | None]]:
-    """Stream ``(email, action, value)`` rows of a run's changes in email order (``value``:
-    a trait's value to set, else NULL)."""
-    query = (
-        select(run_changes.c.email, run_changes.c.action, run_changes.c.value)
-        .where(
-            run_changes.c.run_id == run_id,
-            run_changes.c.audience_id == audience_id,
-            run_changes.c.status == status,
-        )
-        .order_by(run_changes.c.email)
-    )
-    return conn.execution_options(stream_results=True, yield_per=10_000).execute(query)
+# A change's value as sent: an audience's CheckBox ``on``/``off`` (its action), a trait's value,
+# blank for none (which clears it).
+_SENT_VALUE = {False: "action", True: "coalesce(value, '')"}
 
 
+@contextmanager
 def sent_values_in_order(
-    conn: Connection, run_id: int, audience_id: int, *, trait: bool, batch_rows: int = 100_000
-) -> Iterator[pa.RecordBatch]:
+    engine: Engine, run_id: int, audience_id: int, *, trait: bool, workdir: Path | None = None
+) -> Iterator[pa.RecordBatchReader]:
     """The run's planned changes as Arrow batches of ``(email, value)`` in email order, the
     value being what is sent: an audience's CheckBox ``on``/``off``, a trait's value (blank
-    clears it)."""
+    clears it). Read straight from the driver (:func:`audience_sync.plan.state_io.read_query`,
+    a large SQLite read through a file in ``workdir``), no Python object per row; closed on
+    leaving the block."""
     import pyarrow as pa
 
-    rows = changes_in_order(conn, run_id, audience_id)
-    for partition in rows.partitions(batch_rows):
-        emails, actions, values = zip(*partition, strict=True)
-        sent = [value or "" for value in values] if trait else actions
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(emails, type=pa.string()), pa.array(sent, type=pa.string())],
-            names=["email", "value"],
-        )
+    from audience_sync.plan.state_io import read_query
+
+    sql = (
+        f"SELECT email, {_SENT_VALUE[trait]} AS value FROM run_changes "
+        "WHERE run_id = :run_id AND audience_id = :audience_id AND status = :status "
+        "ORDER BY email"
+    )
+    params = {"run_id": run_id, "audience_id": audience_id, "status": ChangeStatus.PLANNED.value}
+    schema = pa.schema([pa.field("email", pa.string()), pa.field("value", pa.string())])
+    with read_query(engine, sql, params, schema, workdir=workdir) as reader:
+        yield reader

@@ -120,9 +120,16 @@ def create_run(conn: Connection, *, trigger: RunTrigger) -> int:
 
 
 def finish_run(
-    conn: Connection, run_id: int, *, status: RunStatus, error: str | None = None
+    conn: Connection,
+    run_id: int,
+    *,
+    status: RunStatus,
+    error: str | None = None,
+    tally: changes.ResolvedTally | None = None,
 ) -> None:
-    counts = changes.count_by_status(conn, run_id=run_id)
+    """The run's outcome and its changes counted by status (from ``tally``, what the run
+    settled, when that accounts for every change)."""
+    counts = changes.count_by_status_of_run(conn, run_id, tally)
     conn.execute(
         update(sync_runs)
         .where(sync_runs.c.id == run_id)

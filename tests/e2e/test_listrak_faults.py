@@ -13,6 +13,7 @@ import pytest
 
 from audience_sync.errors import BetaRouteUnavailableError
 from audience_sync.listrak.models import ContactSegmentationFieldValues, ImportFile
+from audience_sync.plan import state_io
 from audience_sync.sandbox.settings import DropNextPost, FailNext
 from tests.harness import Harness
 
@@ -107,6 +108,22 @@ def test_a_lost_json_answer_is_resent_harmlessly(sqlite_harness: Harness) -> Non
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_the_size_limit_404_halves_the_parts(sqlite_harness: Harness, route: str) -> None:
+    prepare(sqlite_harness, route)
+    sqlite_harness.sandbox.world.set_faults(max_body_bytes=4_000)
+    assert sqlite_harness.run().status == "succeeded"
+    imports = sqlite_harness.sandbox.world.stats()["imports"]
+    assert len(imports) > 3
+    assert sum(i["rows"] for i in imports) == len(MEMBERS)
+    assert_in_step(sqlite_harness, MEMBERS)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_size_limit_404_halves_the_parts_read_by_the_child_process(
+    sqlite_harness: Harness, route: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each read of the changes left to send after a 404 goes through SQLite's child process
+    (as at 10M), and the parts still carry every change once, in email order."""
+    monkeypatch.setattr(state_io, "PROCESS_MIN_ROWS", 1)
     prepare(sqlite_harness, route)
     sqlite_harness.sandbox.world.set_faults(max_body_bytes=4_000)
     assert sqlite_harness.run().status == "succeeded"

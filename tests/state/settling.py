@@ -19,7 +19,8 @@ def settle_run(
     audience_id: int,
     vocabulary: changes.ResultVocabulary,
     results: Iterable[tuple[str, str]] | None,
-) -> None:
+    file_name: str | None = None,
+) -> confirm.ImportOutcome:
     """``results``: per-contact ``(email, result)`` answers, or None when the summary said
     every row was accepted."""
     with engine.begin() as conn:
@@ -31,7 +32,7 @@ def settle_run(
             field_id=2,
             part=1,
             route="list_import",
-            file_name=f"f{run_id}.csv",
+            file_name=file_name or f"f{run_id}.csv",
             first_email=ALL_EMAILS_FROM,
             last_email=ALL_EMAILS_TO,
             row_count=0,
@@ -47,7 +48,7 @@ def settle_run(
         )
         if results is not None:
             confirm.stage_results(conn, import_id, results)
-        confirm.settle_import(
+        return confirm.settle_import(
             conn,
             import_row_id=import_id,
             run_id=run_id,

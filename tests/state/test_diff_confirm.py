@@ -10,7 +10,8 @@ from sqlalchemy.engine import Engine
 from audience_sync.plan.engine import Counts
 from audience_sync.plan.writer import plan_emails
 from audience_sync.state import ledger
-from audience_sync.state.changes import ResultVocabulary
+from audience_sync.state.changes import ResultVocabulary, count_by_status
+from audience_sync.state.confirm import ImportOutcome
 from audience_sync.state.db import utcnow
 from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import memberships, parked_contacts, run_changes
@@ -60,8 +61,10 @@ def changes(engine: Engine, run_id: int) -> dict[str, tuple[str, str]]:
         return {r.email: (r.action, r.status) for r in rows}
 
 
-def settle(engine: Engine, run_id: int, audience_id: int, results: dict[str, str] | None) -> None:
-    settle_run(
+def settle(
+    engine: Engine, run_id: int, audience_id: int, results: dict[str, str] | None
+) -> ImportOutcome:
+    return settle_run(
         engine,
         run_id=run_id,
         audience_id=audience_id,
@@ -150,6 +153,38 @@ def test_only_accepted_contacts_are_confirmed_and_skips_are_parked(engine: Engin
     run3, _ = new_run(engine, ["ok@x.com", "unsub@x.com", "weird@x.com", "none@x.com"])
     plan(engine, run3, audience_id, retry_after=timedelta(0))
     assert "unsub@x.com" in changes(engine, run3)
+
+
+def test_an_imports_outcome_counts_what_its_changes_became(engine: Engine) -> None:
+    """The outcome comes from the settling statements' row counts: it must equal a count of
+    the import's changes by status afterwards."""
+    emails = ["ok@x.com", "ok2@x.com", "unsub@x.com", "weird@x.com", "none@x.com"]
+    run_id, audience_id = new_run(engine, emails)
+    plan(engine, run_id, audience_id)
+    outcome = settle(
+        engine,
+        run_id,
+        audience_id,
+        {
+            "ok@x.com": "Updated",
+            "ok2@x.com": "Updated",
+            "unsub@x.com": "NotSubscribed",
+            "weird@x.com": "Mystery",
+        },
+    )
+    with engine.connect() as conn:
+        counted = count_by_status(conn, run_id=run_id)
+    assert counted == {"confirmed": 2, "skipped": 1, "failed": 2}
+    assert (outcome.confirmed, outcome.skipped, outcome.failed) == (2, 1, 2)
+    assert outcome.unknown_results == {"Mystery": 1}
+
+    run2, _ = new_run(engine, [*emails, "new@x.com"])
+    plan(engine, run2, audience_id)
+    outcome = settle(engine, run2, audience_id, None)  # the summary: every row applied
+    with engine.connect() as conn:
+        counted = count_by_status(conn, run_id=run2)
+    assert counted == {"confirmed": 3}
+    assert (outcome.confirmed, outcome.skipped, outcome.failed) == (3, 0, 0)
 
 
 def test_a_parked_skip_is_dropped_when_the_desired_value_changes(engine: Engine) -> None:
