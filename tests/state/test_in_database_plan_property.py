@@ -122,6 +122,7 @@ def parked_rows(engine: Engine) -> set[tuple[Any, ...]]:
         return set(conn.execute(select(parked_contacts.c.email, parked_contacts.c.action)).all())
 
 
+@pytest.mark.slow  # PostgreSQL only, the slowest here: in `make test-slow`, run by CI
 @settings(
     max_examples=30,
     deadline=None,

@@ -150,6 +150,7 @@ def embedded_snapshot(state: TraitState) -> TraitSnapshot:
     return snapshot
 
 
+@pytest.mark.slow  # PostgreSQL only, the slowest here: in `make test-slow`, run by CI
 @settings(
     max_examples=40,
     deadline=None,

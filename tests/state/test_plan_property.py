@@ -28,9 +28,17 @@ from audience_sync.state.tables import (
     run_changes,
     snapshot_deltas,
 )
+from tests.conftest import backend_url
 
 EMAILS = [f"p{i}@example.com" for i in range(12)]
 email = st.sampled_from(EMAILS)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Both backends; PostgreSQL's cases (the slowest here) run in `make test-slow`,
+    which keeps `make test` under four minutes. CI runs both."""
+    return backend_url(request)
 
 
 @dataclass(frozen=True)
