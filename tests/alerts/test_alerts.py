@@ -20,8 +20,17 @@ from audience_sync.state.db import as_utc, utcnow
 from audience_sync.state.tables import alert_deliveries, listrak_imports, run_steps, sync_runs
 from audience_sync.verify import VerifyJob
 from tests.alerts.receivers import Receiver, receiver, silent_receiver
+from tests.conftest import backend_url
 from tests.crash.helpers import run_cli
 from tests.harness import CLIENT_ID, CLIENT_SECRET, LIST_ID, Harness
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Both backends; PostgreSQL's cases run in `make test-slow`, which keeps `make test`
+    under four minutes. CI runs both."""
+    return backend_url(request)
+
 
 MEMBERS = [f"m{i:02d}@example.com" for i in range(10)]
 FORMATS = ("slack", "json")

@@ -12,7 +12,16 @@ from sqlalchemy import select
 
 from audience_sync.state.statuses import RunStatus
 from audience_sync.state.tables import audiences, memberships, run_audiences, run_changes
+from tests.conftest import backend_url
 from tests.harness import LIST_ID, Harness
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Both backends; PostgreSQL's cases run in `make test-slow`, which keeps `make test`
+    under four minutes. CI runs both."""
+    return backend_url(request)
+
 
 FIELD_ID = 700
 

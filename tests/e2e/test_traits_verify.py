@@ -7,6 +7,7 @@ import pytest
 
 from audience_sync.state.statuses import RunStatus
 from audience_sync.verify import format_report
+from tests.conftest import backend_url
 from tests.e2e.test_ops_verify import verify_job
 from tests.e2e.test_traits_sync import (
     CASES,
@@ -18,6 +19,14 @@ from tests.e2e.test_traits_sync import (
     _write,
 )
 from tests.harness import LIST_ID, Harness
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Both backends; PostgreSQL's cases run in `make test-slow`, which keeps `make test`
+    under four minutes. CI runs both."""
+    return backend_url(request)
+
 
 # A value someone typed into Listrak by hand, valid for the field but not the snapshot's.
 EDITED = {"Text": "boots", "Numeric": "7", "Date": "2020-01-01", "RadioButton": "silver"}
