@@ -83,22 +83,13 @@ def start_load(
     """:func:`load_query` in two steps. From a SQLite file, ``PROCESS_MIN_ROWS`` rows or more
     are read by a child process into a file in ``workdir`` (a temporary directory if None)
     while the caller goes on; anything else is read when the load finishes."""
-    url = engine.url
-    path = _sqlite_file(url) if url.get_backend_name() == "sqlite" else None
-    if path is None or not columnar or not isinstance(sql, str):
-        return PendingLoad(lambda: _load_now(engine, duck, table, sql, params, schema, columnar))
-    names = list(params)
-    positional = _positional(sql, names, lambda i: "?")
-    values = [params[n] for n in names]
-    try:
-        many = _has_rows(engine, positional, values, PROCESS_MIN_ROWS)
-    except sqlite3.Error:
-        raise StateError(f"state database {describe_url(url)}: reading state failed") from None
-    if not many:
-        return PendingLoad(lambda: _load_now(engine, duck, table, sql, params, schema, columnar))
-    read = SqliteProcessRead(
-        path, positional, values, schema.names, workdir=workdir, database=describe_url(url)
+    read = (
+        _child_process_read(engine, sql, params, schema, workdir)
+        if columnar and isinstance(sql, str)
+        else None
     )
+    if read is None:
+        return PendingLoad(lambda: _load_now(engine, duck, table, sql, params, schema, columnar))
 
     def finish() -> None:
         duck.execute(f'CREATE TABLE "{table}" ({_ddl(schema)})')
@@ -122,26 +113,14 @@ def read_query(
     child process (into a file in ``workdir``, a temporary directory if None), fewer by the
     application's ``sqlite3``; SQLAlchemy elsewhere. A failure of the read, also while the
     rows are iterated, is one :class:`StateError` line naming the database."""
-    failed = f"state database {describe_url(engine.url)}: reading state failed"
-    url = engine.url
-    path = _sqlite_file(url) if url.get_backend_name() == "sqlite" else None
-    if path is not None:
-        names = list(params)
-        positional = _positional(sql, names, lambda i: "?")
-        values = [params[n] for n in names]
+    failed = _read_failed(engine)
+    read = _child_process_read(engine, sql, params, schema, workdir)
+    if read is not None:
         try:
-            many = _has_rows(engine, positional, values, PROCESS_MIN_ROWS)
-        except sqlite3.Error:
-            raise StateError(failed) from None
-        if many:
-            read = SqliteProcessRead(
-                path, positional, values, schema.names, workdir=workdir, database=describe_url(url)
-            )
-            try:
-                yield _guarded(read.reader(), schema, failed)
-            finally:
-                read.close()
-            return
+            yield _guarded(read.reader(), schema, failed)
+        finally:
+            read.close()
+        return
     opened = _columnar_reader(engine, sql, params, schema)
     if opened is None:
         yield _guarded(
@@ -157,6 +136,37 @@ def read_query(
         yield _guarded(reader, schema, failed)
     finally:
         close()
+
+
+def _child_process_read(
+    engine: Engine,
+    sql: str,
+    params: Mapping[str, Any],
+    schema: pa.Schema,
+    workdir: Path | None,
+) -> SqliteProcessRead | None:
+    """The child process reading ``sql`` from a SQLite file, started, when the query returns
+    ``PROCESS_MIN_ROWS`` rows or more; None for fewer rows or any other database."""
+    url = engine.url
+    path = _sqlite_file(url) if url.get_backend_name() == "sqlite" else None
+    if path is None:
+        return None
+    names = list(params)
+    positional = _positional(sql, names, lambda i: "?")
+    values = [params[n] for n in names]
+    try:
+        many = _has_rows(engine, positional, values, PROCESS_MIN_ROWS)
+    except sqlite3.Error:
+        raise StateError(_read_failed(engine)) from None
+    if not many:
+        return None
+    return SqliteProcessRead(
+        path, positional, values, schema.names, workdir=workdir, database=describe_url(url)
+    )
+
+
+def _read_failed(engine: Engine) -> str:
+    return f"state database {describe_url(engine.url)}: reading state failed"
 
 
 def _guarded(reader: pa.RecordBatchReader, schema: pa.Schema, failed: str) -> pa.RecordBatchReader:
@@ -207,9 +217,7 @@ def _load_now(
         _insert_from(duck, table, reader, schema)
     except Exception:
         # The driver's message is not passed on: one line naming the database, no SQL.
-        raise StateError(
-            f"state database {describe_url(engine.url)}: reading state failed"
-        ) from None
+        raise StateError(_read_failed(engine)) from None
     finally:
         close()
 
@@ -255,7 +263,7 @@ def _columnar_reader(
         try:
             return _sqlite_reader(engine, positional, [params[n] for n in names], schema)
         except sqlite3.Error:
-            raise StateError(f"state database {describe_url(url)}: reading state failed") from None
+            raise StateError(_read_failed(engine)) from None
     if backend == "postgresql":
         import adbc_driver_postgresql.dbapi as adbc_pg
 
@@ -294,7 +302,7 @@ def _columnar_reader(
             )
     except Exception:
         conn.close()
-        raise StateError(f"state database {describe_url(url)}: reading state failed") from None
+        raise StateError(_read_failed(engine)) from None
 
     def close() -> None:
         try:
