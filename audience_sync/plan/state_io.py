@@ -1,7 +1,8 @@
 """Reading sets from the state database into DuckDB tables, as Arrow; :func:`read_query` hands
 the same reads out as a record batch reader (the planned changes read back for submission).
 
-PostgreSQL is read through its ADBC driver (columnar, binary COPY, no Python object per row).
+PostgreSQL is read through its ADBC driver (columnar, binary COPY, no Python object per row);
+a load started by :func:`start_load` runs on a thread of its own meanwhile.
 A SQLite file is read through the ADBC SQLite driver too when the query returns at least
 ``PROCESS_MIN_ROWS`` rows, but in a child process (:mod:`audience_sync.plan.sqlite_child`)
 that writes Arrow IPC to a file in the planner's spill directory: the driver links its own
@@ -16,6 +17,7 @@ SQLAlchemy in streamed batches. Parameters are always bound.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,6 +85,8 @@ def start_load(
     """:func:`load_query` in two steps. From a SQLite file, ``PROCESS_MIN_ROWS`` rows or more
     are read by a child process into a file in ``workdir`` (a temporary directory if None)
     while the caller goes on; anything else is read when the load finishes."""
+    if columnar and isinstance(sql, str) and engine.url.get_backend_name() == "postgresql":
+        return _thread_load(engine, duck, table, sql, params, schema)
     read = (
         _child_process_read(engine, sql, params, schema, workdir)
         if columnar and isinstance(sql, str)
@@ -195,6 +199,42 @@ def _guarded(reader: pa.RecordBatchReader, schema: pa.Schema, failed: str) -> pa
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
+def _thread_load(
+    engine: Engine,
+    duck: duckdb.DuckDBPyConnection,
+    table: str,
+    sql: str,
+    params: Mapping[str, Any],
+    schema: pa.Schema,
+) -> PendingLoad:
+    """The load on a thread of its own, through a second connection to the same DuckDB
+    database: the driver streams the rows over the network and DuckDB inserts them while the
+    caller reads its snapshot, both mostly outside the GIL."""
+    duck.execute(f'CREATE TABLE "{table}" ({_ddl(schema)})')
+    cursor = duck.cursor()
+    failures: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            _fill(engine, cursor, table, sql, params, schema, columnar=True)
+        except BaseException as exc:  # handed to the caller by finish()
+            failures.append(exc)
+
+    thread = threading.Thread(target=load, name=f"state-load-{table}", daemon=True)
+    thread.start()
+
+    def finish() -> None:
+        thread.join()
+        if failures:
+            raise failures[0]
+
+    def close() -> None:
+        thread.join()
+        cursor.close()
+
+    return PendingLoad(finish, close)
+
+
 def _load_now(
     engine: Engine,
     duck: duckdb.DuckDBPyConnection,
@@ -205,6 +245,19 @@ def _load_now(
     columnar: bool,
 ) -> None:
     duck.execute(f'CREATE TABLE "{table}" ({_ddl(schema)})')
+    _fill(engine, duck, table, sql, params, schema, columnar=columnar)
+
+
+def _fill(
+    engine: Engine,
+    duck: duckdb.DuckDBPyConnection,
+    table: str,
+    sql: str | TextClause,
+    params: Mapping[str, Any],
+    schema: pa.Schema,
+    *,
+    columnar: bool,
+) -> None:
     opened = (
         _columnar_reader(engine, sql, params, schema) if columnar and isinstance(sql, str) else None
     )
@@ -225,11 +278,12 @@ def _load_now(
 def _insert_from(
     duck: duckdb.DuckDBPyConnection, table: str, reader: pa.RecordBatchReader, schema: pa.Schema
 ) -> None:
-    duck.register("arrow_source", reader)
+    source = f"arrow_{table}"  # a load on another thread may be registering its own
+    duck.register(source, reader)
     try:
-        duck.execute(f'INSERT INTO "{table}" SELECT {_casts(schema)} FROM arrow_source')
+        duck.execute(f'INSERT INTO "{table}" SELECT {_casts(schema)} FROM "{source}"')
     finally:
-        duck.unregister("arrow_source")
+        duck.unregister(source)
 
 
 def _ddl(schema: pa.Schema) -> str:
