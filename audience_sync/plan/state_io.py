@@ -84,7 +84,8 @@ def start_load(
 ) -> PendingLoad:
     """:func:`load_query` in two steps. From a SQLite file, ``PROCESS_MIN_ROWS`` rows or more
     are read by a child process into a file in ``workdir`` (a temporary directory if None)
-    while the caller goes on; anything else is read when the load finishes."""
+    while the caller goes on; a PostgreSQL read runs on a thread meanwhile; anything else is
+    read when the load finishes."""
     if columnar and isinstance(sql, str) and engine.url.get_backend_name() == "postgresql":
         return _thread_load(engine, duck, table, sql, params, schema)
     read = (
