@@ -172,12 +172,54 @@ def assign_to_import(
     return int(result.rowcount)
 
 
+@dataclass(frozen=True)
+class ImportRange:
+    """Where an import's changes lie in ``run_changes``' primary key: its run, its audience
+    and its email range (:func:`assign_to_import` gives an import only changes in its range)."""
+
+    import_row_id: int
+    run_id: int
+    audience_id: int
+    first_email: str
+    last_email: str
+
+
+def import_range(conn: Connection, import_row_id: int) -> ImportRange | None:
+    """The import's :class:`ImportRange`; ``None`` when it is not in the ledger."""
+    row = conn.execute(
+        select(
+            listrak_imports.c.run_id,
+            listrak_imports.c.audience_id,
+            listrak_imports.c.first_email,
+            listrak_imports.c.last_email,
+        ).where(listrak_imports.c.id == import_row_id)
+    ).first()
+    if row is None:
+        return None
+    return ImportRange(import_row_id, row.run_id, row.audience_id, row.first_email, row.last_email)
+
+
+def of_import(where: ImportRange) -> ColumnElement[bool]:
+    """The changes an import carries, found through the primary key (there is no index on
+    ``import_id``: migration 0011) and then filtered by the import's id."""
+    return and_(
+        run_changes.c.run_id == where.run_id,
+        run_changes.c.audience_id == where.audience_id,
+        run_changes.c.email >= where.first_email,
+        run_changes.c.email <= where.last_email,
+        run_changes.c.import_id == where.import_row_id,
+    )
+
+
 def release_import(conn: Connection, import_row_id: int) -> None:
     """A part refused before Listrak applied anything: its changes are planned again, to be
     carried by smaller parts."""
+    where = import_range(conn, import_row_id)
+    if where is None:
+        return
     conn.execute(
         update(run_changes)
-        .where(run_changes.c.import_id == import_row_id)
+        .where(of_import(where))
         .values(status=ChangeStatus.PLANNED, import_id=None)
     )
 
@@ -192,7 +234,7 @@ class Settled:
 
 
 def settle_import(
-    conn: Connection, import_row_id: int, vocabulary: ResultVocabulary, *, all_accepted: bool
+    conn: Connection, carried: ImportRange, vocabulary: ResultVocabulary, *, all_accepted: bool
 ) -> Settled:
     """Resolve every ``submitted`` change of one finished import, and count them by outcome
     from the statements' own row counts (no second pass over the import's changes).
@@ -201,10 +243,8 @@ def settle_import(
     resolved by its result staged in ``import_results``: accepted -> confirmed, skipped ->
     skipped (the result is the reason), anything else or none -> failed.
     """
-    mine = and_(
-        run_changes.c.import_id == import_row_id,
-        run_changes.c.status == ChangeStatus.SUBMITTED,
-    )
+    import_row_id = carried.import_row_id
+    mine = and_(of_import(carried), run_changes.c.status == ChangeStatus.SUBMITTED)
     if all_accepted:
         confirmed = conn.execute(
             update(run_changes).where(mine).values(status=ChangeStatus.CONFIRMED, reason=None)
@@ -259,10 +299,13 @@ def settle_import(
 
 def fail_import(conn: Connection, import_row_id: int, reason: str) -> int:
     """The import failed, was lost or abandoned: its unresolved changes fail."""
+    where = import_range(conn, import_row_id)
+    if where is None:
+        return 0
     result = conn.execute(
         update(run_changes)
         .where(
-            run_changes.c.import_id == import_row_id,
+            of_import(where),
             run_changes.c.status.in_((ChangeStatus.PLANNED, ChangeStatus.SUBMITTED)),
         )
         .values(status=ChangeStatus.FAILED, reason=one_line(reason, limit=REASON_LENGTH))
@@ -374,17 +417,12 @@ def count_by_status_of_run(
     return count_by_status(conn, run_id=run_id)
 
 
-def count_by_status(
-    conn: Connection, *, run_id: int | None = None, import_row_id: int | None = None
-) -> dict[ChangeStatus, int]:
-    """Changes of a run or of one import, counted by status."""
-    where: list[ColumnElement[bool]] = []
-    if run_id is not None:
-        where.append(run_changes.c.run_id == run_id)
-    if import_row_id is not None:
-        where.append(run_changes.c.import_id == import_row_id)
+def count_by_status(conn: Connection, *, run_id: int) -> dict[ChangeStatus, int]:
+    """Changes of a run, counted by status."""
     rows = conn.execute(
-        select(run_changes.c.status, func.count()).where(*where).group_by(run_changes.c.status)
+        select(run_changes.c.status, func.count())
+        .where(run_changes.c.run_id == run_id)
+        .group_by(run_changes.c.status)
     ).all()
     return {ChangeStatus(status): int(count) for status, count in rows}
 

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, insert, literal, select, text
+from sqlalchemy import Insert, Select, case, delete, exists, func, insert, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from audience_sync.state import changes
 from audience_sync.state.changes import ResultVocabulary
 from audience_sync.state.db import analyze, insert_ignoring_duplicates, utcnow
-from audience_sync.state.parents import require_audience, require_import
+from audience_sync.state.parents import missing_parent, require_audience, require_import
 from audience_sync.state.statuses import ChangeStatus
 from audience_sync.state.tables import (
     TS,
     import_results,
-    listrak_imports,
+    memberships,
     parked_contacts,
     run_changes,
 )
@@ -80,9 +82,12 @@ def settle_import(
     ``all_accepted``: Listrak's summary says every row was applied, so no per-contact results
     were read. Otherwise a change is confirmed only when its staged result is an accepted one.
     """
-    settled = changes.settle_import(conn, import_row_id, vocabulary, all_accepted=all_accepted)
-    _advance_memberships(conn, import_row_id, run_id, audience_id)
-    _park_skipped(conn, import_row_id, run_id, audience_id)
+    carried = changes.import_range(conn, import_row_id)
+    if carried is None:
+        raise missing_parent(conn, "settled changes", f"import {import_row_id}")
+    settled = changes.settle_import(conn, carried, vocabulary, all_accepted=all_accepted)
+    _advance_memberships(conn, carried, run_id, audience_id)
+    _park_skipped(conn, carried, run_id, audience_id)
     unknown: dict[str, int] = {}
     if not all_accepted:
         known = [*vocabulary.accepted, *vocabulary.skipped]
@@ -101,63 +106,87 @@ def settle_import(
 
 
 def _advance_memberships(
-    conn: Connection, import_row_id: int, run_id: int, audience_id: int
+    conn: Connection, carried: changes.ImportRange, run_id: int, audience_id: int
 ) -> None:
     """Confirmed changes set ``value`` (a trait's ``clear`` sets NULL); ``desired`` (the
-    snapshot's say) is left as it is."""
+    snapshot's say) is left as it is.
+
+    When no membership of the audience lies in the import's email range yet (an audience's
+    first run), the rows are inserted without the upsert's conflict check per row.
+    """
     require_audience(conn, audience_id, what="confirmed memberships")
-    conn.execute(
-        text(
-            "INSERT INTO memberships (audience_id, email, value, confirmed_run_id, confirmed_at) "
-            # An audience confirms its CheckBox value (the action); a trait the value it set,
-            # or none once cleared.
-            "SELECT :a, email, CASE WHEN action IN ('on', 'off') THEN action ELSE value END, "
-            ":r, :at FROM run_changes "
-            "WHERE import_id = :i AND status = :confirmed "
-            "ON CONFLICT (audience_id, email) DO UPDATE SET value = excluded.value, "
-            "confirmed_run_id = excluded.confirmed_run_id, confirmed_at = excluded.confirmed_at"
-        ).bindparams(bindparam("at", type_=TS)),
-        {
-            "a": audience_id,
-            "r": run_id,
-            "at": utcnow(),
-            "i": import_row_id,
-            "confirmed": ChangeStatus.CONFIRMED.value,
+    confirmed = select(
+        literal(audience_id),
+        run_changes.c.email,
+        # An audience confirms its CheckBox value (the action); a trait the value it set, or
+        # none once cleared.
+        case(
+            (run_changes.c.action.in_(("on", "off")), run_changes.c.action),
+            else_=run_changes.c.value,
+        ),
+        literal(run_id),
+        literal(utcnow(), type_=TS),
+    ).where(changes.of_import(carried), run_changes.c.status == ChangeStatus.CONFIRMED)
+    columns = ["audience_id", "email", "value", "confirmed_run_id", "confirmed_at"]
+    range_is_empty = not conn.execute(
+        select(
+            exists().where(
+                memberships.c.audience_id == audience_id,
+                memberships.c.email >= carried.first_email,
+                memberships.c.email <= carried.last_email,
+            )
+        )
+    ).scalar_one()
+    if range_is_empty:
+        conn.execute(insert(memberships).from_select(columns, confirmed))
+    else:
+        conn.execute(_upsert_memberships(conn, columns, confirmed))
+    _unpark_changes_of(conn, carried, audience_id, ChangeStatus.CONFIRMED)
+
+
+def _upsert_memberships(conn: Connection, columns: list[str], rows: Select[Any]) -> Insert:
+    statement: postgresql.Insert | sqlite.Insert
+    if conn.dialect.name == "postgresql":
+        statement = postgresql.insert(memberships).from_select(columns, rows)
+    else:
+        statement = sqlite.insert(memberships).from_select(columns, rows)
+    return statement.on_conflict_do_update(
+        index_elements=[memberships.c.audience_id, memberships.c.email],
+        set_={
+            "value": statement.excluded.value,
+            "confirmed_run_id": statement.excluded.confirmed_run_id,
+            "confirmed_at": statement.excluded.confirmed_at,
         },
     )
-    _unpark_changes_of(conn, import_row_id, audience_id, ChangeStatus.CONFIRMED)
 
 
 def _unpark_changes_of(
-    conn: Connection, import_row_id: int, audience_id: int, status: ChangeStatus
+    conn: Connection, carried: changes.ImportRange, audience_id: int, status: ChangeStatus
 ) -> None:
     """Forget the parked skips of the import's contacts whose change ended ``status``. Probed
     from the parked side (usually few rows, none in a first run) through the changes' primary
     key (the import's run, the audience, the email), never by listing every change of the
     import."""
-    import_run = (
-        select(listrak_imports.c.run_id)
-        .where(listrak_imports.c.id == import_row_id)
-        .scalar_subquery()
-    )
     conn.execute(
         delete(parked_contacts).where(
             parked_contacts.c.audience_id == audience_id,
+            parked_contacts.c.email >= carried.first_email,
+            parked_contacts.c.email <= carried.last_email,
             exists().where(
-                run_changes.c.run_id == import_run,
+                run_changes.c.run_id == carried.run_id,
                 run_changes.c.audience_id == parked_contacts.c.audience_id,
                 run_changes.c.email == parked_contacts.c.email,
-                # ``+ 0``: not through the import's index, which would scan the whole import
-                # for every parked contact.
-                run_changes.c.import_id + 0 == import_row_id,
+                run_changes.c.import_id == carried.import_row_id,
                 run_changes.c.status == status,
             ),
         )
     )
 
 
-def _park_skipped(conn: Connection, import_row_id: int, run_id: int, audience_id: int) -> None:
-    _unpark_changes_of(conn, import_row_id, audience_id, ChangeStatus.SKIPPED)
+def _park_skipped(
+    conn: Connection, carried: changes.ImportRange, run_id: int, audience_id: int
+) -> None:
+    _unpark_changes_of(conn, carried, audience_id, ChangeStatus.SKIPPED)
     conn.execute(
         insert(parked_contacts).from_select(
             ["audience_id", "email", "action", "reason", "run_id", "parked_at"],
@@ -168,9 +197,6 @@ def _park_skipped(conn: Connection, import_row_id: int, run_id: int, audience_id
                 func.coalesce(run_changes.c.reason, ChangeStatus.SKIPPED.value),
                 literal(run_id),
                 literal(utcnow()),
-            ).where(
-                run_changes.c.import_id == import_row_id,
-                run_changes.c.status == ChangeStatus.SKIPPED,
-            ),
+            ).where(changes.of_import(carried), run_changes.c.status == ChangeStatus.SKIPPED),
         )
     )

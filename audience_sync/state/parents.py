@@ -29,21 +29,21 @@ def require_run_and_audience(conn: Connection, *, run_id: int, audience_id: int,
         )
     ).one()
     if not run_found:
-        raise _missing(conn, what, f"run {run_id}")
+        raise missing_parent(conn, what, f"run {run_id}")
     if not audience_found:
-        raise _missing(conn, what, f"audience {audience_id}")
+        raise missing_parent(conn, what, f"audience {audience_id}")
 
 
 def require_audience(conn: Connection, audience_id: int, *, what: str) -> None:
     """Refuse to write ``what`` for an audience not in the ledger."""
     if not conn.execute(select(exists().where(audiences.c.id == audience_id))).scalar_one():
-        raise _missing(conn, what, f"audience {audience_id}")
+        raise missing_parent(conn, what, f"audience {audience_id}")
 
 
 def require_import(conn: Connection, import_row_id: int, *, what: str) -> None:
     """Refuse to write ``what`` for an import not in the ledger."""
     if not conn.execute(select(exists().where(listrak_imports.c.id == import_row_id))).scalar_one():
-        raise _missing(conn, what, f"import {import_row_id}")
+        raise missing_parent(conn, what, f"import {import_row_id}")
 
 
 def require_import_of(
@@ -61,11 +61,12 @@ def require_import_of(
         )
     ).scalar_one()
     if not found:
-        raise _missing(
+        raise missing_parent(
             conn, what, f"import {import_row_id} of run {run_id} and audience {audience_id}"
         )
 
 
-def _missing(conn: Connection, what: str, parent: str) -> StateError:
+def missing_parent(conn: Connection, what: str, parent: str) -> StateError:
+    """The one-line refusal to write ``what`` for ``parent`` (e.g. "import 7")."""
     cause = f"refusing to write {what} for {parent}: it is not in the ledger"
     return StateError(f"state database {describe_url(conn.engine.url)}: {cause}", cause=cause)

@@ -137,6 +137,7 @@ memberships = Table(
     Column("confirmed_at", TS, nullable=True),
     Column("desired", String(VALUE_LENGTH), nullable=True),
     Index("ix_memberships_audience_value", "audience_id", "value"),
+    postgresql_with={"fillfactor": 45},
 )
 
 # Per run and audience, how its snapshot's desired values differ from the previous acted-on
@@ -209,9 +210,12 @@ run_changes = Table(
     Column("import_id", Integer, nullable=True),
     # A trait's ``set``: the formatted value to send (NULL for audiences and ``clear``).
     Column("value", String(VALUE_LENGTH), nullable=True),
-    Index("ix_run_changes_import_id", "import_id"),
     any_of("action", ChangeAction),
     any_of("status", ChangeStatus),
+    # Room on each page for a row's updated version: its updates (submitted, settled) are
+    # heap-only, writing no index entry (migration 0011). An import's changes are found
+    # through the primary key with the import's email range (``changes.of_import``).
+    postgresql_with={"fillfactor": 45},
 )
 
 # Per-contact answers read back from Listrak, staged so confirmation is one set-based statement.

@@ -215,3 +215,35 @@ def test_0010_drops_the_bulk_tables_keys_keeping_rows_and_checks(database_url: s
                 conn.execute(text("UPDATE run_changes SET action = 'maybe'"))
     finally:
         engine.dispose()
+
+
+def _fillfactor(conn: Connection, table: str) -> str | None:
+    options = conn.execute(
+        text("SELECT reloptions FROM pg_class WHERE relname = :t AND relkind = 'r'"), {"t": table}
+    ).scalar_one()
+    return next((o for o in options or [] if o.startswith("fillfactor=")), None)
+
+
+def test_0011_drops_the_import_index_keeping_rows(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine, "0010")
+        with engine.begin() as conn:
+            _seed_0009(conn)
+            seeded = _ledger_rows(conn)
+        for revision in ("0011", "0010", "0011"):
+            if revision == "0010":
+                migrate.downgrade(engine, revision)
+            else:
+                migrate.upgrade(engine, revision)
+            indexes = {str(i["name"]) for i in inspect(engine).get_indexes("run_changes")}
+            expected = set() if revision == "0011" else {"ix_run_changes_import_id"}
+            assert indexes == expected, revision
+            with engine.connect() as conn:
+                assert _ledger_rows(conn) == seeded
+                if engine.dialect.name == "postgresql":
+                    for table in ("run_changes", "memberships"):
+                        expected_option = "fillfactor=45" if revision == "0011" else None
+                        assert _fillfactor(conn, table) == expected_option, (revision, table)
+    finally:
+        engine.dispose()
