@@ -214,9 +214,14 @@ class SqlTraitSource(_TraitSourceBase[SqlTraitSourceSpec]):
         parameter values masked."""
         from audience_sync.sources.sql import interpolate_env
 
-        masked = [str(value) for value in self._spec.params.values()]
-        resolved = interpolate_env(self._spec.url, self._environ, self._audience_key, masked=masked)
+        resolved = interpolate_env(
+            self._spec.url, self._environ, self._audience_key, masked=self._param_texts()
+        )
         return resolved.scrub(message)
+
+    def _param_texts(self) -> list[str]:
+        """The configured parameters as a database error could quote them."""
+        return [str(value) for value in self._spec.params.values()]
 
     def _read_values(self, chunk_size: int) -> Iterator[pa.RecordBatch]:
         statement = text(self._spec.query).bindparams(**self.query_values())
@@ -227,6 +232,7 @@ class SqlTraitSource(_TraitSourceBase[SqlTraitSourceSpec]):
                 base_dir=self._base_dir,
                 audience_key=self._audience_key,
                 environ=self._environ,
+                masked=self._param_texts(),
             ) as (connection, _),
             open_stream(connection, statement, chunk_size) as result,
         ):

@@ -260,3 +260,20 @@ def test_a_failing_query_names_the_trait(tmp_path: Path) -> None:
     )
     with pytest.raises(SourceError, match=r"^trait 'lifetime_value': query against sqlite"):
         rows(build_trait_source(spec, base_dir=tmp_path, trait_key=KEY))
+
+
+def test_an_error_quoting_a_parameter_does_not_show_it(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    spec = SqlTraitSourceSpec(
+        kind="sql",
+        url=pg_database_url,
+        query="select 'ann@example.com' as email, 1 as value where 2 > cast(:floor as integer)",
+        params={"floor": "seven-ish"},
+    )
+    with pytest.raises(SourceError) as caught:
+        rows(build_trait_source(spec, base_dir=tmp_path, trait_key=KEY))
+    message = str(caught.value)
+    assert "invalid input syntax" in message
+    assert "seven-ish" not in message
+    assert "***" in message
