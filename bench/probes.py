@@ -96,14 +96,18 @@ _WRAPPED: list[tuple[Any, str, str]] = [
 @contextlib.contextmanager
 def timing(probe: Probe) -> Iterator[None]:
     """Wrap the job's stage functions so each call adds its wall time to ``probe``."""
-    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in _WRAPPED]
-    for (owner, name, stage), (_, _, original) in zip(_WRAPPED, originals, strict=True):
-        setattr(owner, name, _timed(original, stage, probe))
+    # A function listed twice (a stage and one of its parts) is wrapped twice, the second
+    # wrapper around the first, so both stages count it; unwrapped in reverse order.
+    replaced: list[tuple[Any, str, Any]] = []
+    for owner, name, stage in _WRAPPED:
+        current = getattr(owner, name)
+        replaced.append((owner, name, current))
+        setattr(owner, name, _timed(current, stage, probe))
     try:
         yield
     finally:
-        for owner, name, original in originals:
-            setattr(owner, name, original)
+        for owner, name, current in reversed(replaced):
+            setattr(owner, name, current)
 
 
 def _timed(function: Callable[..., Any], stage: str, probe: Probe) -> Callable[..., Any]:
