@@ -102,7 +102,9 @@ class RunLock:
         self._advisory_sql, self._advisory_keys = _advisory_key(engine_schema(engine))
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
-        self._lost: str | None = None  # set once by the heartbeat thread, read by ensure_held
+        self._lost: str | None = None  # set once the row is another's, read by ensure_held
+        self._renewing = threading.Lock()  # the heartbeat and ensure_held both renew
+        self._expires_at: datetime | None = None  # the end of the lease this run last wrote
 
     # --- public ---------------------------------------------------------------------------
 
@@ -111,13 +113,12 @@ class RunLock:
             self._acquire_advisory()
         try:
             # Holding the advisory lock proves no other run lives: its lease row is then stale.
-            expires_at = self._acquire_lease(authoritative=self._advisory)
+            self._expires_at = self._acquire_lease(authoritative=self._advisory)
         except BaseException:
             self._release_advisory()
             raise
         self._heartbeat = threading.Thread(
             target=self._beat,
-            args=(expires_at,),
             name="audience-sync-lock-heartbeat",
             daemon=True,
         )
@@ -154,7 +155,9 @@ class RunLock:
         """Raise :class:`LockLostError` unless this run still holds the lock.
 
         PostgreSQL: the advisory lock's connection still answers. SQLite: the lease row still
-        carries this holder's token, and the heartbeat never failed past the lease's expiry.
+        carries this holder's token; a lease that lapsed (the heartbeat could not write, say
+        while a long write held the database) is renewed here first, so the effect that follows
+        runs inside a live lease.
         """
         if self._heartbeat is None:
             raise LockLostError(f"this run does not hold the run lock; {STOPPED}")
@@ -162,6 +165,9 @@ class RunLock:
             raise LockLostError(self._lost)
         if self._advisory:
             self._check_advisory_connection()
+            return
+        if self._lapsed():
+            self._renew_before_effect()
             return
         try:
             with self._engine.connect() as conn:
@@ -257,46 +263,68 @@ class RunLock:
             )
         return now + self._lease
 
-    def _beat(self, expires_at: datetime) -> None:
+    def _beat(self) -> None:
         """Renew the lease every third of its length until stopped.
 
-        A failed renewal is retried on the next beat while the lease it last wrote still runs;
-        past that, or once the row no longer carries this token, the loss is recorded for
-        :meth:`ensure_held`. With the advisory lock deciding (PostgreSQL) the row only names
-        the holder, so nothing is recorded there.
+        A failed renewal is retried on the next beat, also past the lease's end: a lapsed lease
+        is lost only when another run took the row (or removed it), which the renewal that
+        finally gets through finds out. With the advisory lock deciding (PostgreSQL) the row
+        only names the holder, so no loss is recorded there.
         """
         interval = self._lease.total_seconds() / 3
         while not self._stop.wait(interval):
-            now = self._clock()
             try:
-                with self._engine.begin() as conn:
-                    renewed = conn.execute(
-                        update(run_lock)
-                        .where(run_lock.c.name == LOCK_NAME, run_lock.c.token == self._token)
-                        .values(heartbeat_at=now, expires_at=now + self._lease)
-                    ).rowcount
-                    current = None
-                    if renewed != 1:
-                        current = conn.execute(
-                            select(run_lock.c.holder_host, run_lock.c.holder_pid).where(
-                                run_lock.c.name == LOCK_NAME
-                            )
-                        ).first()
+                loss = self._renew()
             except Exception as exc:
-                reason = describe_db_error(exc)
-                logger.warning("lock.heartbeat_failed", extra={"error": reason})
-                if not self._advisory and self._clock() >= expires_at:
-                    self._record_loss(
-                        "the run lock's lease expired before the heartbeat could renew it "
-                        f"({reason}); {STOPPED}"
-                    )
-                    return
+                logger.warning(
+                    "lock.heartbeat_failed",
+                    extra={"error": describe_db_error(exc), "lapsed": self._lapsed()},
+                )
                 continue
-            if renewed == 1:
-                expires_at = now + self._lease
-            elif not self._advisory:
-                self._record_loss(_lost_message(current))
+            if loss is not None and not self._advisory:
+                self._record_loss(loss)
                 return
+
+    def _lapsed(self) -> bool:
+        return self._expires_at is None or self._clock() >= self._expires_at
+
+    def _renew(self) -> str | None:
+        """Extend the lease if its row still carries this token; otherwise say why it does not.
+
+        Database errors are raised to the caller.
+        """
+        with self._renewing:
+            now = self._clock()
+            with self._engine.begin() as conn:
+                renewed = conn.execute(
+                    update(run_lock)
+                    .where(run_lock.c.name == LOCK_NAME, run_lock.c.token == self._token)
+                    .values(heartbeat_at=now, expires_at=now + self._lease)
+                ).rowcount
+                if renewed != 1:
+                    current = conn.execute(
+                        select(run_lock.c.holder_host, run_lock.c.holder_pid).where(
+                            run_lock.c.name == LOCK_NAME
+                        )
+                    ).first()
+                    return _lost_message(current)
+            lapsed = self._expires_at is not None and now >= self._expires_at
+            self._expires_at = now + self._lease
+        if lapsed and not self._advisory:
+            logger.warning("lock.lease_renewed_after_lapse")
+        return None
+
+    def _renew_before_effect(self) -> None:
+        try:
+            loss = self._renew()
+        except (SQLAlchemyError, StateError) as exc:
+            raise LockLostError(
+                "the run lock's lease lapsed and could not be renewed "
+                f"({describe_db_error(exc)}); {STOPPED}"
+            ) from None
+        if loss is not None:
+            self._record_loss(loss)
+            raise LockLostError(loss)
 
     def _record_loss(self, message: str) -> None:
         self._lost = message

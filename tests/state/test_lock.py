@@ -285,14 +285,15 @@ def quick_busy_engine(sqlite_database_url: str) -> Iterator[Engine]:
 
 
 @contextmanager
-def writes_blocked(database_url: str) -> Iterator[None]:
-    """Another connection holds SQLite's write lock (readers go on, under WAL)."""
+def writes_blocked(database_url: str, *, commit: bool = False) -> Iterator[sqlite3.Connection]:
+    """Another connection holds SQLite's write lock (readers go on, under WAL); what the test
+    writes through it is committed at the end when ``commit`` is set."""
     path = database_url.removeprefix("sqlite:///")
     blocker = sqlite3.connect(path, timeout=0, isolation_level=None)
     try:
         blocker.execute("BEGIN IMMEDIATE")
-        yield
-        blocker.execute("ROLLBACK")
+        yield blocker
+        blocker.execute("COMMIT" if commit else "ROLLBACK")
     finally:
         blocker.close()
 
@@ -329,31 +330,81 @@ def test_heartbeat_failure_before_expiry_is_retried(
     assert not events.named("lock.lost")
 
 
-def test_heartbeat_failure_past_expiry_loses_the_lease(
+def test_heartbeat_failing_past_expiry_keeps_a_lease_nobody_took(
     quick_busy_engine: Engine, sqlite_database_url: str, events: Events
 ) -> None:
+    # A long write of this run's own (10M rows, say) can keep the heartbeat out past the
+    # lease's end; while the row still carries this token no other run has the lock.
     clock = FakeClock()
     with RunLock(quick_busy_engine, lease_seconds=0.3, clock=clock) as lock:
         with writes_blocked(sqlite_database_url):
+            failed_before = len(events.named("lock.heartbeat_failed"))
             clock.now += timedelta(seconds=1)
-            wait_for(lambda: lost(lock), "the heartbeat to give the lease up")
-        # writes work again and the row still carries this token: the loss stays recorded
-        with pytest.raises(LockLostError) as caught:
-            lock.ensure_held()
-    message = str(caught.value)
-    assert message == (
-        "the run lock's lease expired before the heartbeat could renew it "
-        "(database is locked (another process holds its write lock)); this run stopped before "
-        "sending anything more"
-    )
-    failures = events.named("lock.heartbeat_failed")
-    assert failures
-    for record in failures + events.named("lock.lost"):
+            wait_for(
+                lambda: len(events.named("lock.heartbeat_failed")) > failed_before + 1,
+                "heartbeats failing past the lease's end",
+            )
+        wait_for(
+            lambda: bool(events.named("lock.lease_renewed_after_lapse")),
+            "the heartbeat to renew the lapsed lease",
+        )
+        lock.ensure_held()
+        assert as_utc(lease_row(quick_busy_engine).expires_at) == clock.now + timedelta(seconds=0.3)
+    assert not events.named("lock.lost")
+    for record in events.named("lock.heartbeat_failed"):
         assert record.exc_info is None  # no traceback
         text = f"{record.getMessage()} {record.__dict__}"
         assert "UPDATE" not in text
         assert "parameters" not in text
         assert lock._token not in text  # the statement's bound parameter
+
+
+def test_lapsed_lease_taken_by_another_run_is_lost(
+    quick_busy_engine: Engine, sqlite_database_url: str, events: Events
+) -> None:
+    clock = FakeClock()
+    with RunLock(quick_busy_engine, lease_seconds=0.3, clock=clock) as lock:
+        with writes_blocked(sqlite_database_url, commit=True) as other_run:
+            failed_before = len(events.named("lock.heartbeat_failed"))
+            clock.now += timedelta(seconds=1)
+            wait_for(
+                lambda: len(events.named("lock.heartbeat_failed")) > failed_before + 1,
+                "heartbeats failing past the lease's end",
+            )
+            # a run on another host takes the lapsed lease while this run cannot write
+            other_run.execute(
+                "UPDATE run_lock SET holder_host = 'other-host', holder_pid = 4242, token = 'thief'"
+            )
+        wait_for(lambda: bool(events.named("lock.lost")), "the heartbeat to find the row taken")
+        with pytest.raises(LockLostError) as caught:
+            lock.ensure_held()
+    assert str(caught.value) == (
+        "the run lock was taken over by another run (host other-host, pid 4242); "
+        "this run stopped before sending anything more"
+    )
+    assert not events.named("lock.lease_renewed_after_lapse")
+    assert lease_row(quick_busy_engine).token == "thief"
+
+
+def test_ensure_held_renews_a_lapsed_lease_before_answering(
+    quick_busy_engine: Engine, sqlite_database_url: str, events: Events
+) -> None:
+    clock = FakeClock()
+    # the heartbeat's first beat is 30 s away: only ensure_held can renew within this test
+    with RunLock(quick_busy_engine, lease_seconds=90, clock=clock) as lock:
+        clock.now += timedelta(seconds=100)
+        with writes_blocked(sqlite_database_url), pytest.raises(LockLostError) as caught:
+            lock.ensure_held()
+        assert str(caught.value) == (
+            "the run lock's lease lapsed and could not be renewed (database is locked "
+            "(another process holds its write lock)); this run stopped before sending "
+            "anything more"
+        )
+        lock.ensure_held()  # writes work again: renewed, not lost
+        assert as_utc(lease_row(quick_busy_engine).expires_at) == clock.now + timedelta(seconds=90)
+        assert events.named("lock.lease_renewed_after_lapse")
+        lock.ensure_held()  # inside the renewed lease: a plain check
+    assert not events.named("lock.lost")
 
 
 def test_ensure_held_on_postgresql_checks_the_advisory_session(pg_engine: Engine) -> None:
