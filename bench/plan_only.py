@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from probes import Probe, peak_rss_mb, reset_peak_rss, timing
 from run_bench import make_job, state_engine
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from workload import _write
 
 from audience_sync.config import load_config
@@ -55,6 +57,16 @@ def write_members(path: Path, members: int) -> None:
     started = time.perf_counter()
     _write(path, np.random.default_rng(7).permutation(members), raw=True)
     print(f"wrote {path} in {time.perf_counter() - started:.0f}s", flush=True)
+
+
+def state_database_bytes(engine: Engine, folder: Path, members_csv: Path) -> int:
+    """What the state database takes on disk: the SQLite file with its WAL, or PostgreSQL's
+    database (tables, indexes and TOAST; not the server's shared WAL)."""
+    if engine.dialect.name == "sqlite":
+        spill = folder / "spill"
+        return directory_bytes(folder) - members_csv.stat().st_size - directory_bytes(spill)
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,11 +119,7 @@ source = {{ kind = "csv", path = "{members_csv}" }}
     sampler.done.set()
     sampler.join()
     plan = outcome.audiences[0].plan
-    state_bytes = (
-        sum(directory_bytes(folder) for _ in (0,)) - members_csv.stat().st_size
-        if args.store == "sqlite"
-        else 0
-    )
+    state_bytes = state_database_bytes(engine, folder, members_csv)
     result = {
         "members": args.members,
         "store": args.store,
