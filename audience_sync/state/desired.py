@@ -87,17 +87,20 @@ def apply_deltas(conn: Connection, *, run_id: int, audience_id: int, values: boo
     """
     require_audience(conn, audience_id, what="desired memberships")
     params = {"r": run_id, "a": audience_id}
-    # One set-based upsert (SQLite >= 3.24 and PostgreSQL); WHERE true keeps SQLite's parser
-    # from reading ON CONFLICT as a join constraint.
-    conn.execute(
-        text(
-            "INSERT INTO memberships (audience_id, email, desired) "
-            "SELECT audience_id, email, desired FROM snapshot_deltas "
-            "WHERE run_id = :r AND audience_id = :a AND true "
-            "ON CONFLICT (audience_id, email) DO UPDATE SET desired = excluded.desired"
-        ),
-        params,
-    )
+    if conn.dialect.name == "postgresql" and snapshot_run(conn, audience_id) is None:
+        _merge_first_snapshot(conn, params)
+    else:
+        # One set-based upsert (SQLite >= 3.24 and PostgreSQL); WHERE true keeps SQLite's
+        # parser from reading ON CONFLICT as a join constraint.
+        conn.execute(
+            text(
+                "INSERT INTO memberships (audience_id, email, desired) "
+                "SELECT audience_id, email, desired FROM snapshot_deltas "
+                "WHERE run_id = :r AND audience_id = :a AND true "
+                "ON CONFLICT (audience_id, email) DO UPDATE SET desired = excluded.desired"
+            ),
+            params,
+        )
     # A contact neither wanted nor ever confirmed needs no row.
     dropped = select(snapshot_deltas.c.email).where(
         snapshot_deltas.c.run_id == run_id,
@@ -126,6 +129,40 @@ def apply_deltas(conn: Connection, *, run_id: int, audience_id: int, values: boo
             snapshot_deltas.c.run_id < run_id,
             not_(snapshot_deltas.c.run_id.in_(done)),
         )
+    )
+
+
+def _merge_first_snapshot(conn: Connection, params: dict[str, int]) -> None:
+    """The upsert's effect in two statements that walk both primary keys in email order: an
+    update of the rows that exist, then an insert of the rest.
+
+    For an audience's first snapshot on PostgreSQL, whose deltas are every member: the
+    upsert's conflict check per row cost 44-53 s at 10M members, the merge join ~25 s. The
+    hash join PostgreSQL prefers would hand the rows to the update in hash order, which at
+    that size cost more than the upsert (random heap pages), so it is switched off for these
+    two statements only. SQLite keeps the upsert, which is faster there.
+    """
+    previous = conn.execute(text("SELECT current_setting('enable_hashjoin')")).scalar_one()
+    conn.execute(text("SELECT set_config('enable_hashjoin', 'off', true)"))
+    conn.execute(
+        text(
+            "UPDATE memberships m SET desired = d.desired FROM snapshot_deltas d "
+            "WHERE m.audience_id = :a AND d.run_id = :r AND d.audience_id = :a "
+            "AND d.email = m.email"
+        ),
+        params,
+    )
+    conn.execute(
+        text(
+            "INSERT INTO memberships (audience_id, email, desired) "
+            "SELECT d.audience_id, d.email, d.desired FROM snapshot_deltas d "
+            "WHERE d.run_id = :r AND d.audience_id = :a AND NOT EXISTS "
+            "(SELECT 1 FROM memberships m WHERE m.audience_id = :a AND m.email = d.email)"
+        ),
+        params,
+    )
+    conn.execute(
+        text("SELECT set_config('enable_hashjoin', :previous, true)"), {"previous": previous}
     )
 
 
