@@ -78,7 +78,7 @@ _WRAPPED: list[tuple[Any, str, str]] = [
     (in_database, "write_plan", "plan"),
     (changes, "plan_batches", "write"),
     (desired, "record_deltas", "write"),
-    (desired, "record_planned_on_as_deltas", "write"),
+    (desired, "mark_deltas_are_changes", "write"),
     (desired, "unpark", "write"),
     (desired, "apply_deltas", "write"),
     (submitting, "submit_audience", "submit"),

@@ -156,7 +156,7 @@ _DIFF = (
     f"OR m.desired IS DISTINCT FROM {_ON}"
 )
 _PLAN_CHANGE = "INSERT INTO run_changes (run_id, audience_id, email, action, status) "
-_RECORD_DELTA = "INSERT INTO snapshot_deltas (run_id, audience_id, email, desired) "
+_RECORD_DELTA = "INSERT INTO recorded_deltas (run_id, audience_id, email, desired) "
 
 
 def write_plan(

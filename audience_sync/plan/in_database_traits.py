@@ -319,7 +319,7 @@ def _write_plan(
         f"FROM {SNAPSHOT_TABLE} AS s WHERE s.value IS NULL"
     )
     deltas = run(
-        "INSERT INTO snapshot_deltas (run_id, audience_id, email, desired) "
+        "INSERT INTO recorded_deltas (run_id, audience_id, email, desired) "
         f"SELECT :r, :a, s.email, s.value FROM {SNAPSHOT_TABLE} AS s "
         f"LEFT JOIN {_STATE.format('s')} WHERE s.value IS NOT NULL "
         "AND s.value IS DISTINCT FROM m.desired UNION ALL "

@@ -39,7 +39,7 @@ def plan_snapshot(
                 changes.plan_batches(conn, run_id=run_id, audience_id=audience_id, batches=[batch])
         if deltas_are_planned_on(counts):
             with conn.begin():
-                desired.record_planned_on_as_deltas(conn, run_id=run_id, audience_id=audience_id)
+                desired.mark_deltas_are_changes(conn, run_id=run_id, audience_id=audience_id)
         else:
             for batch in snapshot.deltas():
                 with conn.begin():

@@ -8,22 +8,23 @@ staged snapshot did before. Replaying the applied deltas up to a run gives that 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, bindparam, delete, func, insert, not_, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, not_, select, text, update
 from sqlalchemy.engine import Connection
 
 from audience_sync.state.bulk import insert_batches, rows_of
 from audience_sync.state.db import analyze
-from audience_sync.state.parents import require_audience
+from audience_sync.state.parents import missing_parent, require_audience
 from audience_sync.state.statuses import AudienceStatus, ChangeAction
 from audience_sync.state.tables import (
     audiences,
     memberships,
     parked_contacts,
+    recorded_deltas,
     run_audiences,
-    run_changes,
     snapshot_deltas,
 )
 
@@ -39,29 +40,20 @@ def record_deltas(
     """Record ``(email, desired)`` rows as the run's deltas, in bulk."""
     rows = rows_of(batches, before=(run_id, audience_id))
     return insert_batches(
-        conn, snapshot_deltas, ["run_id", "audience_id", "email", "desired"], rows
+        conn, recorded_deltas, ["run_id", "audience_id", "email", "desired"], rows
     )
 
 
-def record_planned_on_as_deltas(conn: Connection, *, run_id: int, audience_id: int) -> int:
-    """Record the run's planned ``on`` changes as its deltas, inside the database: what a plan
-    records when its deltas are exactly those (a first run: every member new, none confirmed)."""
-    result = conn.execute(
-        insert(snapshot_deltas).from_select(
-            ["run_id", "audience_id", "email", "desired"],
-            select(
-                run_changes.c.run_id,
-                run_changes.c.audience_id,
-                run_changes.c.email,
-                run_changes.c.action,
-            ).where(
-                run_changes.c.run_id == run_id,
-                run_changes.c.audience_id == audience_id,
-                run_changes.c.action == ON,
-            ),
-        )
-    )
-    return int(result.rowcount)
+def mark_deltas_are_changes(conn: Connection, *, run_id: int, audience_id: int) -> None:
+    """Record that the run's deltas are its planned ``on`` changes (a first run: every member
+    new, nothing desired before), which ``snapshot_deltas`` then shows without a copy."""
+    marked = conn.execute(
+        update(run_audiences)
+        .where(run_audiences.c.run_id == run_id, run_audiences.c.audience_id == audience_id)
+        .values(deltas_are_changes=True)
+    ).rowcount
+    if marked != 1:
+        raise missing_parent(conn, "deltas", f"run {run_id} of audience {audience_id}")
 
 
 def desired_on_count(conn: Connection, audience_id: int) -> int:
@@ -87,27 +79,26 @@ def apply_deltas(conn: Connection, *, run_id: int, audience_id: int, values: boo
     """
     require_audience(conn, audience_id, what="desired memberships")
     params = {"r": run_id, "a": audience_id}
-    if conn.dialect.name == "postgresql" and snapshot_run(conn, audience_id) is None:
-        _merge_first_snapshot(conn, params)
-    else:
-        # One set-based upsert (SQLite >= 3.24 and PostgreSQL); WHERE true keeps SQLite's
-        # parser from reading ON CONFLICT as a join constraint.
-        conn.execute(
-            text(
-                "INSERT INTO memberships (audience_id, email, desired) "
-                "SELECT audience_id, email, desired FROM snapshot_deltas "
-                "WHERE run_id = :r AND audience_id = :a AND true "
-                "ON CONFLICT (audience_id, email) DO UPDATE SET desired = excluded.desired"
-            ),
-            params,
+    planned_on = conn.execute(
+        select(run_audiences.c.planned_on).where(
+            run_audiences.c.run_id == run_id,
+            run_audiences.c.audience_id == audience_id,
+            run_audiences.c.deltas_are_changes,
         )
+    ).scalar()
+    source = _PLANNED_ON if planned_on is not None else _RECORDED
+    if conn.dialect.name == "postgresql" and snapshot_run(conn, audience_id) is None:
+        _merge_first_snapshot(conn, params, source, expected=planned_on)
+    else:
+        _upsert(conn, params, source)
     # A contact neither wanted nor ever confirmed needs no row.
-    dropped = select(snapshot_deltas.c.email).where(
-        snapshot_deltas.c.run_id == run_id,
-        snapshot_deltas.c.audience_id == audience_id,
-        snapshot_deltas.c.desired.is_(None)
+    # (A run whose deltas are its planned ``on`` changes has none that drop a contact.)
+    dropped = select(recorded_deltas.c.email).where(
+        recorded_deltas.c.run_id == run_id,
+        recorded_deltas.c.audience_id == audience_id,
+        recorded_deltas.c.desired.is_(None)
         if values
-        else snapshot_deltas.c.desired.is_distinct_from(ON),
+        else recorded_deltas.c.desired.is_distinct_from(ON),
     )
     conn.execute(
         delete(memberships).where(
@@ -124,46 +115,87 @@ def apply_deltas(conn: Connection, *, run_id: int, audience_id: int, values: boo
         run_audiences.c.status == AudienceStatus.DONE,
     )
     conn.execute(
-        delete(snapshot_deltas).where(
-            snapshot_deltas.c.audience_id == audience_id,
-            snapshot_deltas.c.run_id < run_id,
-            not_(snapshot_deltas.c.run_id.in_(done)),
+        delete(recorded_deltas).where(
+            recorded_deltas.c.audience_id == audience_id,
+            recorded_deltas.c.run_id < run_id,
+            not_(recorded_deltas.c.run_id.in_(done)),
         )
     )
 
 
-def _merge_first_snapshot(conn: Connection, params: dict[str, int]) -> None:
-    """The upsert's effect in two statements that walk both primary keys in email order: an
-    update of the rows that exist, then an insert of the rest.
+# The run's deltas, as ``(email, desired)`` rows of ``d`` in email order: those the plan
+# recorded, or its planned ``on`` changes.
+_RECORDED = "SELECT email, desired FROM recorded_deltas WHERE run_id = :r AND audience_id = :a"
+_PLANNED_ON = (
+    f"SELECT email, action AS desired FROM run_changes "
+    f"WHERE run_id = :r AND audience_id = :a AND action = '{ON}'"
+)
 
-    For an audience's first snapshot on PostgreSQL, whose deltas are every member: the
-    upsert's conflict check per row cost 44-53 s at 10M members, the merge join ~25 s. The
-    hash join PostgreSQL prefers would hand the rows to the update in hash order, which at
-    that size cost more than the upsert (random heap pages), so it is switched off for these
-    two statements only. SQLite keeps the upsert, which is faster there.
-    """
-    previous = conn.execute(text("SELECT current_setting('enable_hashjoin')")).scalar_one()
-    conn.execute(text("SELECT set_config('enable_hashjoin', 'off', true)"))
-    conn.execute(
-        text(
-            "UPDATE memberships m SET desired = d.desired FROM snapshot_deltas d "
-            "WHERE m.audience_id = :a AND d.run_id = :r AND d.audience_id = :a "
-            "AND d.email = m.email"
-        ),
-        params,
-    )
+
+def _upsert(conn: Connection, params: dict[str, int], source: str) -> None:
+    """One set-based upsert (SQLite >= 3.24 and PostgreSQL); WHERE true keeps SQLite's parser
+    from reading ON CONFLICT as a join constraint."""
     conn.execute(
         text(
             "INSERT INTO memberships (audience_id, email, desired) "
-            "SELECT d.audience_id, d.email, d.desired FROM snapshot_deltas d "
-            "WHERE d.run_id = :r AND d.audience_id = :a AND NOT EXISTS "
-            "(SELECT 1 FROM memberships m WHERE m.audience_id = :a AND m.email = d.email)"
+            f"SELECT :a, d.email, d.desired FROM ({source}) d WHERE true "
+            "ON CONFLICT (audience_id, email) DO UPDATE SET desired = excluded.desired"
         ),
         params,
     )
-    conn.execute(
-        text("SELECT set_config('enable_hashjoin', :previous, true)"), {"previous": previous}
-    )
+
+
+def _merge_first_snapshot(
+    conn: Connection, params: dict[str, int], source: str, *, expected: int | None
+) -> None:
+    """The upsert's effect in two statements: an update of the rows that exist, walking both
+    primary keys in email order (a merge join), then an insert of the rest (a hash anti-join),
+    which is not needed when the update found as many rows as there are deltas (``expected``,
+    or counted).
+
+    For an audience's first snapshot on PostgreSQL, whose deltas are every member, the upsert's
+    conflict check per row was most of a first run's ``apply_deltas``. Both tables were just
+    filled, so their statistics say they are nearly empty and PostgreSQL would probe an index
+    per row (a nested loop, no faster than the upsert); a hash join hands the rows to the
+    update in hash order (random heap pages, slower still). So the join methods are chosen
+    here, for these statements only. SQLite keeps the upsert, which is faster there.
+    """
+    with _planner_settings(conn, enable_hashjoin="off", enable_nestloop="off", enable_sort="off"):
+        updated = conn.execute(
+            text(
+                f"UPDATE memberships m SET desired = d.desired FROM ({source}) d "
+                "WHERE m.audience_id = :a AND d.email = m.email"
+            ),
+            params,
+        ).rowcount
+    if expected is None:
+        expected = conn.execute(text(f"SELECT count(*) FROM ({source}) d"), params).scalar_one()
+    if updated == expected:
+        return  # every delta had its row (the usual first run: Listrak accepted every member)
+    with _planner_settings(conn, enable_nestloop="off"):
+        conn.execute(
+            text(
+                "INSERT INTO memberships (audience_id, email, desired) "
+                f"SELECT :a, d.email, d.desired FROM ({source}) d WHERE NOT EXISTS "
+                "(SELECT 1 FROM memberships m WHERE m.audience_id = :a AND m.email = d.email)"
+            ),
+            params,
+        )
+
+
+@contextmanager
+def _planner_settings(conn: Connection, **settings: str) -> Iterator[None]:
+    """PostgreSQL planner settings for the statements of the block, restored after it. They
+    are local to the transaction, so a failure in the block (which ends it) restores them too."""
+    previous = {
+        name: conn.execute(text("SELECT current_setting(:name)"), {"name": name}).scalar_one()
+        for name in settings
+    }
+    for name, value in settings.items():
+        conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+    yield
+    for name, value in previous.items():
+        conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
 
 
 def mark_snapshot_run(conn: Connection, *, run_id: int, audience_id: int) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from audience_sync.state.statuses import (
@@ -119,6 +120,9 @@ run_audiences = Table(
     Column("unchanged_count", BigInteger, nullable=False, default=0),
     Column("parked_count", BigInteger, nullable=False, default=0),
     Column("error", Text, nullable=True),
+    # The plan's deltas are its planned ``on`` changes (nothing was desired before), which
+    # ``snapshot_deltas`` shows as its deltas; nothing was copied to ``recorded_deltas``.
+    Column("deltas_are_changes", Boolean, nullable=False, server_default=false()),
     one_of("status", AudienceStatus),
 )
 
@@ -141,15 +145,28 @@ memberships = Table(
 )
 
 # Per run and audience, how its snapshot's desired values differ from the previous acted-on
-# snapshot's. Applied to ``memberships.desired`` when the audience finishes ``done``; replaying
-# the deltas of the runs whose audience finished ``done`` gives the snapshot at any past run.
-snapshot_deltas = Table(
-    "snapshot_deltas",
+# snapshot's, as the plan wrote them; a run with ``run_audiences.deltas_are_changes`` has none
+# here (its deltas are its planned ``on`` changes). Read them through ``snapshot_deltas``.
+recorded_deltas = Table(
+    "recorded_deltas",
     metadata,
     Column("run_id", Integer, primary_key=True),
     Column("audience_id", Integer, primary_key=True),
     Column("email", String(EMAIL_LENGTH), primary_key=True),
     Column("desired", String(VALUE_LENGTH), nullable=True),
+)
+
+# The view (migration 0012) of every run's deltas: ``recorded_deltas`` and, for runs with
+# ``deltas_are_changes``, their planned ``on`` changes. Applied to ``memberships.desired`` when
+# the audience finishes ``done``; replaying the deltas of the runs whose audience finished
+# ``done`` gives the snapshot at any past run. Not in ``metadata``: the migration creates it.
+snapshot_deltas = Table(
+    "snapshot_deltas",
+    MetaData(),
+    Column("run_id", Integer),
+    Column("audience_id", Integer),
+    Column("email", String(EMAIL_LENGTH)),
+    Column("desired", String(VALUE_LENGTH)),
 )
 
 # Contacts Listrak skipped for a reason about the contact itself; not re-sent until their

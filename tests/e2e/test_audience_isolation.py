@@ -230,6 +230,7 @@ def restart_sandbox_empty(h: Harness) -> None:
 def recreate_state_database(h: Harness) -> None:
     """Everything dropped and migrated again: a new installation, run ids from 1."""
     with h.engine.begin() as conn:
+        conn.execute(text("DROP VIEW snapshot_deltas"))  # the migrations made it, not metadata
         metadata.drop_all(conn)
         conn.execute(text("DROP TABLE alembic_version"))
     migrate.upgrade(h.engine)

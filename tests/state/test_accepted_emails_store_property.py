@@ -25,7 +25,12 @@ from audience_sync.plan.writer import plan_emails
 from audience_sync.state import ledger
 from audience_sync.state.db import utcnow
 from audience_sync.state.statuses import RunTrigger
-from audience_sync.state.tables import memberships, run_changes, snapshot_deltas
+from audience_sync.state.tables import (
+    memberships,
+    recorded_deltas,
+    run_changes,
+    snapshot_deltas,
+)
 from tests.conftest import backend_url
 
 
@@ -53,6 +58,7 @@ def _plan_and_read_back(engine: Engine, email: str) -> list[list[str]]:
         audience_id = ledger.upsert_audience(
             conn, key="probe", list_id=1, field_id=None, source="test"
         )
+        ledger.start_run_audience(conn, run_id, audience_id, source="test")
     plan_emails(
         engine, [email], run_id=run_id, audience_id=audience_id, full=False, parked_before=utcnow()
     )
@@ -78,7 +84,7 @@ def _plan_and_read_back(engine: Engine, email: str) -> list[list[str]]:
             ).fetchall()
         ]
     with engine.begin() as conn:
-        for table in (run_changes, snapshot_deltas, memberships):
+        for table in (run_changes, recorded_deltas, memberships):
             conn.execute(delete(table))
     return [planned, deltas, confirmed]
 

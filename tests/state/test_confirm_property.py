@@ -51,6 +51,7 @@ SNAPSHOTS: dict[int, set[str]] = {}
 def new_run(engine: Engine, audience_id: int, members: set[str]) -> int:
     with engine.begin() as conn:
         run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
+        ledger.start_run_audience(conn, run_id, audience_id, source="test")
     SNAPSHOTS[run_id] = members
     return run_id
 

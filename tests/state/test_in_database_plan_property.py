@@ -55,6 +55,8 @@ def seed(engine: Engine, state: State, now: datetime) -> tuple[int, int, int]:
     with engine.begin() as conn:
         audience_id = ledger.upsert_audience(conn, key="a", list_id=1, field_id=2, source="t")
         runs = [ledger.create_run(conn, trigger=RunTrigger.MANUAL) for _ in range(2)]
+        for run_id in runs:
+            ledger.start_run_audience(conn, run_id, audience_id, source="t")
         rows = [
             {
                 "audience_id": audience_id,

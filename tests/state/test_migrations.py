@@ -247,3 +247,64 @@ def test_0011_drops_the_import_index_keeping_rows(database_url: str) -> None:
                         assert _fillfactor(conn, table) == expected_option, (revision, table)
     finally:
         engine.dispose()
+
+
+def _deltas(conn: Connection) -> list[tuple[object, ...]]:
+    rows = conn.execute(
+        text(
+            "SELECT run_id, audience_id, email, desired FROM snapshot_deltas ORDER BY run_id, email"
+        )
+    ).all()
+    return [tuple(r) for r in rows]
+
+
+def test_0012_moves_the_deltas_and_shows_a_marked_runs_changes_as_its_deltas(
+    database_url: str,
+) -> None:
+    """Upgrading keeps every recorded delta visible under the old name; a run marked after
+    the upgrade shows its planned ``on`` changes (not its other ones) as its deltas; and
+    downgrading writes those back as rows, so nothing a replay reads is lost either way."""
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine, "0011")
+        with engine.begin() as conn:
+            _seed_0009(conn)
+            conn.execute(
+                text(
+                    "INSERT INTO run_audiences (run_id, audience_id, status, source_description, "
+                    "rows_read, invalid_count, invalid_reasons, source_notes, snapshot_count, "
+                    "confirmed_on_before, planned_on, planned_off, unchanged_count, parked_count) "
+                    "VALUES (1, 1, 'done', '', 0, 0, '{}', '{}', 2, 0, 2, 0, 0, 0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO snapshot_deltas (run_id, audience_id, email, desired) "
+                    "VALUES (1, 1, 'a@x.com', 'on'), (1, 1, 'b@x.com', 'off')"
+                )
+            )
+            recorded = _deltas(conn)
+        migrate.upgrade(engine, "0012")
+        assert "snapshot_deltas" not in inspect(engine).get_table_names()
+        assert "recorded_deltas" in inspect(engine).get_table_names()
+        with engine.begin() as conn:
+            assert _deltas(conn) == recorded
+            conn.execute(text("DELETE FROM recorded_deltas"))
+            conn.execute(
+                text(
+                    "UPDATE run_audiences SET deltas_are_changes = true "
+                    "WHERE run_id = 1 AND audience_id = 1"
+                )
+            )
+            # the seeded changes: a@x.com on, b@x.com set (a trait's), c@x.com off
+            shown = _deltas(conn)
+        assert shown == [(1, 1, "a@x.com", "on")]
+        migrate.downgrade(engine, "0011")
+        assert "snapshot_deltas" in inspect(engine).get_table_names()
+        with engine.connect() as conn:
+            assert _deltas(conn) == shown
+        migrate.upgrade(engine, "0012")
+        with engine.connect() as conn:
+            assert _deltas(conn) == shown
+    finally:
+        engine.dispose()

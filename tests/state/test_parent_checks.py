@@ -17,7 +17,7 @@ from audience_sync.plan import in_database, in_database_traits
 from audience_sync.state import changes, confirm, desired, drift, ledger, migrate
 from audience_sync.state.db import make_engine, utcnow
 from audience_sync.state.statuses import AudienceKind, RunTrigger
-from audience_sync.state.tables import import_results, memberships, run_changes, snapshot_deltas
+from audience_sync.state.tables import import_results, memberships, recorded_deltas, run_changes
 from tests.state.test_state_errors import assert_clean
 
 MISSING = 999_999
@@ -178,10 +178,10 @@ def test_memberships_for_a_missing_audience_are_refused(engine: Engine) -> None:
             first_email="a@x.com",
             last_email="z@x.com",
         )
-        desired.record_planned_on_as_deltas(conn, run_id=run_id, audience_id=audience_id)
-        # deltas written under a missing audience's id (snapshot_deltas has no key either)
+        desired.mark_deltas_are_changes(conn, run_id=run_id, audience_id=audience_id)
+        # deltas written under a missing audience's id (recorded_deltas has no key either)
         conn.execute(
-            snapshot_deltas.insert().values(
+            recorded_deltas.insert().values(
                 run_id=run_id, audience_id=MISSING, email="a@x.com", desired="on"
             )
         )

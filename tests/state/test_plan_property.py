@@ -159,6 +159,7 @@ def plan_and_compare(engine: Engine, state: State) -> Counts:
     with engine.begin() as conn:
         audience_id = ledger.upsert_audience(conn, key="a", list_id=1, field_id=2, source="t")
         run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
+        ledger.start_run_audience(conn, run_id, audience_id, source="t")
         rows = [
             {
                 "audience_id": audience_id,

@@ -31,7 +31,7 @@ from audience_sync.state.tables import audiences, metadata
 from tests.harness import CLIENT_ID, CLIENT_SECRET, Harness
 
 SCHEMA = "audience_sync"
-STATE_TABLES = set(metadata.tables) | {"alembic_version"}
+STATE_TABLES = set(metadata.tables) | {"alembic_version", "snapshot_deltas"}  # and the view
 CREDENTIALS = {"LISTRAK_CLIENT_ID": CLIENT_ID, "LISTRAK_CLIENT_SECRET": CLIENT_SECRET}
 MEMBERS = [f"member{i:02d}@example.com" for i in range(12)]
 
