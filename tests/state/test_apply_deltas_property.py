@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Engine
 
 from audience_sync.state import changes, desired, ledger
@@ -19,12 +19,12 @@ from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import (
     audiences,
     memberships,
-    metadata,
     recorded_deltas,
     run_audiences,
     snapshot_deltas,
 )
 from tests.conftest import backend_url
+from tests.state.test_plan_property import reset
 
 EMAILS = [f"p{i}@example.com" for i in range(10)]
 VALUES = ["on", "off", "gold", None]
@@ -80,10 +80,8 @@ def expected_rows(case: Case) -> dict[str, tuple[str | None, str | None]]:
 
 
 def apply_case(engine: Engine, case: Case) -> dict[str, tuple[str | None, str | None]]:
+    reset(engine)
     with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "run_lock":
-                conn.execute(delete(table))
         audience_id = ledger.upsert_audience(conn, key="a", list_id=1, field_id=2, source="t")
         earlier = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
         run_id = ledger.create_run(conn, trigger=RunTrigger.MANUAL)

@@ -8,16 +8,17 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from audience_sync.plan.writer import plan_emails
 from audience_sync.state import changes, ledger
 from audience_sync.state.db import utcnow
 from audience_sync.state.statuses import RunTrigger
-from audience_sync.state.tables import memberships, metadata, run_changes
+from audience_sync.state.tables import memberships, run_changes
 from tests.conftest import backend_url
 from tests.state.settling import settle_run
+from tests.state.test_plan_property import reset
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
@@ -36,13 +37,6 @@ snapshots = st.sets(st.sampled_from(EMAILS))
 outcomes = st.dictionaries(
     st.sampled_from(EMAILS), st.sampled_from(["accepted", "skipped", "unknown", "missing"])
 )
-
-
-def reset(engine: Engine) -> None:
-    with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "run_lock":
-                conn.execute(delete(table))
 
 
 SNAPSHOTS: dict[int, set[str]] = {}
