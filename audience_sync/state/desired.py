@@ -79,16 +79,17 @@ def apply_deltas(conn: Connection, *, run_id: int, audience_id: int, values: boo
     """
     require_audience(conn, audience_id, what="desired memberships")
     params = {"r": run_id, "a": audience_id}
-    planned_on = conn.execute(
+    # How many deltas a run marked as ``deltas_are_changes`` has; None for any other run.
+    planned_on_if_marked = conn.execute(
         select(run_audiences.c.planned_on).where(
             run_audiences.c.run_id == run_id,
             run_audiences.c.audience_id == audience_id,
             run_audiences.c.deltas_are_changes,
         )
     ).scalar()
-    source = _PLANNED_ON if planned_on is not None else _RECORDED
+    source = _RECORDED if planned_on_if_marked is None else _PLANNED_ON
     if conn.dialect.name == "postgresql" and snapshot_run(conn, audience_id) is None:
-        _merge_first_snapshot(conn, params, source, expected=planned_on)
+        _merge_first_snapshot(conn, params, source, expected=planned_on_if_marked)
     else:
         _upsert(conn, params, source)
     # A contact neither wanted nor ever confirmed needs no row.
