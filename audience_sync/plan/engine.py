@@ -168,9 +168,9 @@ class SnapshotPlan(DuckSession):
 
     def start_state_read(self, engine: Engine, audience_id: int) -> None:
         """Begin reading the audience's confirmed and desired state, which :meth:`load_state`
-        finishes. On SQLite a child process reads a large audience's meanwhile: started before
-        the snapshot is read, it is done by the time the snapshot is. Only this run, holding
-        the run lock, changes the audience's state in between."""
+        finishes. It is read on a thread meanwhile: started before the snapshot is read, it
+        is done by about the time the snapshot is. Only this run, holding the run lock,
+        changes the audience's state in between."""
         # C and D in one pass over the audience's rows (flags: 1 confirmed on, 2 desired on).
         pending = start_load(
             engine,
@@ -182,6 +182,7 @@ class SnapshotPlan(DuckSession):
             {"a": audience_id},
             FLAGGED,
             workdir=self._settings.temp_directory,
+            keyed=True,
         )
         self._state_read = (audience_id, pending)
 

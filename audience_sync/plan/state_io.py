@@ -2,8 +2,10 @@
 the same reads out as a record batch reader (the planned changes read back for submission).
 
 PostgreSQL is read through its ADBC driver (columnar, binary COPY, no Python object per row);
-a load started by :func:`start_load` runs on a thread of its own meanwhile.
-A SQLite file is read through the ADBC SQLite driver too when the query returns at least
+a load started by :func:`start_load` runs on a thread of its own meanwhile. From a SQLite
+file, a keyed load (an audience's state: emails and flags) is read on a thread too, packed by
+SQLite into one text per column and chunk (:mod:`audience_sync.plan.sqlite_packed`). Other
+reads of a SQLite file go through the ADBC SQLite driver when the query returns at least
 ``PROCESS_MIN_ROWS`` rows, but in a child process (:mod:`audience_sync.plan.sqlite_child`)
 that writes Arrow IPC to a file in the planner's spill directory: the driver links its own
 copy of SQLite, and two copies of SQLite in one process break each other's POSIX locks on the
@@ -31,6 +33,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.sql.elements import TextClause
 
 from audience_sync.errors import StateError
+from audience_sync.plan.sqlite_packed import packed_batches
 from audience_sync.plan.sqlite_process import SqliteProcessRead
 from audience_sync.state.db_errors import describe_url
 from audience_sync.state.schema import engine_schema, libpq_options
@@ -81,13 +84,30 @@ def start_load(
     *,
     columnar: bool = True,
     workdir: Path | None = None,
+    keyed: bool = False,
 ) -> PendingLoad:
-    """:func:`load_query` in two steps. From a SQLite file, ``PROCESS_MIN_ROWS`` rows or more
-    are read by a child process into a file in ``workdir`` (a temporary directory if None)
-    while the caller goes on; a PostgreSQL read runs on a thread meanwhile; anything else is
-    read when the load finishes."""
-    if columnar and isinstance(sql, str) and engine.url.get_backend_name() == "postgresql":
-        return _thread_load(engine, duck, table, sql, params, schema)
+    """:func:`load_query` in two steps. A PostgreSQL read runs on a thread while the caller
+    goes on. From a SQLite file, a ``keyed`` query (its first column a key as
+    :mod:`audience_sync.plan.sqlite_packed` describes, the others digits) is read packed on a
+    thread too; otherwise ``PROCESS_MIN_ROWS`` rows or more are read by a child process into a
+    file in ``workdir`` (a temporary directory if None) meanwhile. Anything else is read when
+    the load finishes."""
+    if columnar and isinstance(sql, str):
+        if engine.url.get_backend_name() == "postgresql":
+            return _thread_load(
+                duck,
+                table,
+                schema,
+                lambda cursor: _fill(engine, cursor, table, sql, params, schema, columnar=True),
+            )
+        path = _sqlite_file(engine.url) if engine.url.get_backend_name() == "sqlite" else None
+        if keyed and path is not None:
+            return _thread_load(
+                duck,
+                table,
+                schema,
+                lambda cursor: _fill_packed(engine, path, cursor, table, sql, params, schema),
+            )
     read = (
         _child_process_read(engine, sql, params, schema, workdir)
         if columnar and isinstance(sql, str)
@@ -201,23 +221,21 @@ def _guarded(reader: pa.RecordBatchReader, schema: pa.Schema, failed: str) -> pa
 
 
 def _thread_load(
-    engine: Engine,
     duck: duckdb.DuckDBPyConnection,
     table: str,
-    sql: str,
-    params: Mapping[str, Any],
     schema: pa.Schema,
+    fill: Callable[[duckdb.DuckDBPyConnection], None],
 ) -> PendingLoad:
-    """The load on a thread of its own, through a second connection to the same DuckDB
-    database: the driver streams the rows over the network and DuckDB inserts them while the
-    caller reads its snapshot, both mostly outside the GIL."""
+    """``fill`` of the new table on a thread of its own, through a second connection to the
+    same DuckDB database: the driver streams the rows and DuckDB inserts them while the caller
+    reads its snapshot, both mostly outside the GIL."""
     duck.execute(f'CREATE TABLE "{table}" ({_ddl(schema)})')
     cursor = duck.cursor()
     failures: list[BaseException] = []
 
     def load() -> None:
         try:
-            _fill(engine, cursor, table, sql, params, schema, columnar=True)
+            fill(cursor)
         except BaseException as exc:  # handed to the caller by finish()
             failures.append(exc)
 
@@ -274,6 +292,25 @@ def _fill(
         raise StateError(_read_failed(engine)) from None
     finally:
         close()
+
+
+def _fill_packed(
+    engine: Engine,
+    path: Path,
+    duck: duckdb.DuckDBPyConnection,
+    table: str,
+    sql: str,
+    params: Mapping[str, Any],
+    schema: pa.Schema,
+) -> None:
+    names = list(params)
+    positional = _positional(sql, names, lambda i: "?")
+    batches = packed_batches(path, positional, [params[n] for n in names], schema)
+    try:
+        _insert_from(duck, table, pa.RecordBatchReader.from_batches(schema, batches), schema)
+    except Exception:
+        # Neither SQLite's message nor the packed text is passed on: one line, no SQL.
+        raise StateError(_read_failed(engine)) from None
 
 
 def _insert_from(
