@@ -142,6 +142,8 @@ memberships = Table(
     Column("desired", String(VALUE_LENGTH), nullable=True),
     Index("ix_memberships_audience_value", "audience_id", "value"),
     postgresql_with={"fillfactor": 45},
+    # Stored in primary-key order: a plan reads an audience's rows as one range (0013).
+    sqlite_with_rowid=False,
 )
 
 # Per run and audience, how its snapshot's desired values differ from the previous acted-on

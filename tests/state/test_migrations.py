@@ -308,3 +308,63 @@ def test_0012_moves_the_deltas_and_shows_a_marked_runs_changes_as_its_deltas(
             assert _deltas(conn) == shown
     finally:
         engine.dispose()
+
+
+def _memberships(conn: Connection) -> list[tuple[object, ...]]:
+    rows = conn.execute(
+        text(
+            "SELECT audience_id, email, value, confirmed_run_id, desired FROM memberships "
+            "ORDER BY audience_id, email"
+        )
+    ).all()
+    return [tuple(r) for r in rows]
+
+
+def _memberships_ddl(conn: Connection) -> str:
+    return str(
+        conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'memberships'")
+        ).scalar_one()
+    )
+
+
+def test_0013_keeps_memberships_and_stores_them_by_key_on_sqlite(database_url: str) -> None:
+    """The rebuilt table holds the same rows, its primary key and value index still work, and
+    on SQLite it is a WITHOUT ROWID table after the upgrade and a rowid table again after the
+    downgrade."""
+    engine = make_engine(database_url)
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        migrate.upgrade(engine, "0012")
+        with engine.begin() as conn:
+            _seed_0009(conn)
+            conn.execute(
+                text(
+                    "INSERT INTO memberships (audience_id, email, value, confirmed_run_id, "
+                    "confirmed_at, desired) VALUES (1, 'z@x.com', 'on', 1, CURRENT_TIMESTAMP, "
+                    "'on'), (1, 'm@x.com', NULL, NULL, NULL, 'on'), (2, 'a@x.com', 'off', 1, "
+                    "CURRENT_TIMESTAMP, NULL)"
+                )
+            )
+            before = _memberships(conn)
+        migrate.upgrade(engine, "0013")
+        indexes = {i["name"] for i in inspect(engine).get_indexes("memberships")}
+        assert "ix_memberships_audience_value" in indexes
+        with engine.begin() as conn:
+            assert _memberships(conn) == before
+            if sqlite:
+                assert "WITHOUT ROWID" in _memberships_ddl(conn)
+            with pytest.raises(IntegrityError), conn.begin_nested():
+                conn.execute(
+                    text("INSERT INTO memberships (audience_id, email) VALUES (1, 'z@x.com')")
+                )
+        migrate.downgrade(engine, "0012")
+        with engine.begin() as conn:
+            assert _memberships(conn) == before
+            if sqlite:
+                assert "WITHOUT ROWID" not in _memberships_ddl(conn)
+        assert "ix_memberships_audience_value" in {
+            i["name"] for i in inspect(engine).get_indexes("memberships")
+        }
+    finally:
+        engine.dispose()
