@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from audience_sync.errors import StateError
@@ -20,6 +20,7 @@ from audience_sync.plan.sqlite_packed import PackedReadError, packed_batches
 from audience_sync.state import ledger, migrate
 from audience_sync.state.db import make_engine
 from audience_sync.state.tables import memberships
+from tests.state.sqlite_writer import read_while_the_app_writes
 
 FLAGGED = pa.schema([pa.field("email", pa.string()), pa.field("flags", pa.int64())])
 STATE_SQL = (
@@ -118,14 +119,8 @@ def test_a_keyed_load_reads_on_a_thread_and_the_app_goes_on_writing(
     committed = plain_rows(tmp_path / "state.db", audience_id)
     monkeypatch.setattr("audience_sync.plan.sqlite_packed.CHUNK_ROWS", 8)
     duck = duckdb.connect()
-    with engine.connect() as app:
-        # The application holds a write transaction open while the thread reads.
-        app.begin()
-        app.execute(
-            insert(memberships).values(
-                audience_id=audience_id, email="late@example.com", value="on"
-            )
-        )
+
+    def read() -> None:
         pending = state_io.start_load(
             engine, duck, "state", STATE_SQL, {"a": audience_id}, FLAGGED, keyed=True
         )
@@ -133,13 +128,8 @@ def test_a_keyed_load_reads_on_a_thread_and_the_app_goes_on_writing(
             pending.finish()
         finally:
             pending.close()
-        app.commit()
-        other = add_audience(engine, "b", 10)
-        app.execute(insert(memberships).values(audience_id=other, email="after@example.com"))
-        app.commit()
-        assert app.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert app.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-        counted = app.execute(select(func.count()).select_from(memberships)).scalar()
+
+    counted = read_while_the_app_writes(engine, audience_id, read)
     loaded = duck.execute("SELECT email, flags FROM state ORDER BY email").fetchall()
     # What was committed when the thread read: not the application's uncommitted row.
     assert loaded == committed

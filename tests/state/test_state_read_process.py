@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from audience_sync.errors import StateError
@@ -19,6 +19,7 @@ from audience_sync.plan.sqlite_process import SqliteProcessRead
 from audience_sync.state import ledger, migrate
 from audience_sync.state.db import make_engine
 from audience_sync.state.tables import memberships
+from tests.state.sqlite_writer import read_while_the_app_writes
 
 FLAGGED = pa.schema([pa.field("email", pa.string()), pa.field("flags", pa.int64())])
 STATE_SQL = (
@@ -60,14 +61,8 @@ def test_the_app_writes_its_wal_database_while_and_after_a_child_reads(
     monkeypatch.setattr(state_io, "PROCESS_MIN_ROWS", 1)
     audience_id = add_audience(engine, "a", MEMBERS)
     duck = duckdb.connect()
-    with engine.connect() as app:
-        # The application holds a write transaction open while the child reads.
-        app.begin()
-        app.execute(
-            insert(memberships).values(
-                audience_id=audience_id, email="late@example.com", value="on"
-            )
-        )
+
+    def read() -> None:
         pending = state_io.start_load(
             engine, duck, "state", STATE_SQL, {"a": audience_id}, FLAGGED, workdir=tmp_path
         )
@@ -75,16 +70,10 @@ def test_the_app_writes_its_wal_database_while_and_after_a_child_reads(
             pending.finish()
         finally:
             pending.close()
-        app.commit()
-        # ... and after the child has gone, writes and reads through the same connection.
-        other = add_audience(engine, "b", 10)
-        app.execute(
-            insert(memberships).values(audience_id=other, email="after@example.com", value="on")
-        )
-        app.commit()
-        assert app.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert app.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-        counted = app.execute(select(func.count()).select_from(memberships)).scalar()
+
+    # ... and after the child has gone, the application writes and reads through the same
+    # connection.
+    counted = read_while_the_app_writes(engine, audience_id, read)
     assert loaded(duck) == (MEMBERS, MEMBERS)  # what was committed when the child read
     assert counted == MEMBERS + 1 + 10 + 1
     assert Path(f"{tmp_path / 'state.db'}-wal").exists()
