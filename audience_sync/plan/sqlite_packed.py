@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from audience_sync.plan.sqlite_child import BUSY_TIMEOUT_MS
+
 CHUNK_ROWS = 1_000_000
-BUSY_TIMEOUT_MS = 30_000
 _NEWLINE = 10
 _ZERO = 48
 

@@ -52,11 +52,16 @@ def load_query(
     schema: pa.Schema,
     *,
     columnar: bool = True,
+    workdir: Path | None = None,
+    keyed: bool = False,
 ) -> None:
     """Create DuckDB table ``table`` holding the rows ``sql`` selects (``:name`` parameters,
     each used once). ``columnar=False`` reads through SQLAlchemy, which binds any Python type
-    (timestamps) the way the rest of the application writes it."""
-    pending = start_load(engine, duck, table, sql, params, schema, columnar=columnar)
+    (timestamps) the way the rest of the application writes it; ``workdir`` and ``keyed`` as
+    :func:`start_load` takes them."""
+    pending = start_load(
+        engine, duck, table, sql, params, schema, columnar=columnar, workdir=workdir, keyed=keyed
+    )
     try:
         pending.finish()
     finally:
@@ -93,15 +98,16 @@ def start_load(
     file in ``workdir`` (a temporary directory if None) meanwhile. Anything else is read when
     the load finishes."""
     if columnar and isinstance(sql, str):
-        if engine.url.get_backend_name() == "postgresql":
+        backend = engine.url.get_backend_name()
+        if backend == "postgresql":
             return _thread_load(
                 duck,
                 table,
                 schema,
                 lambda cursor: _fill(engine, cursor, table, sql, params, schema, columnar=True),
             )
-        path = _sqlite_file(engine.url) if engine.url.get_backend_name() == "sqlite" else None
-        if keyed and path is not None:
+        path = _sqlite_file(engine.url) if keyed and backend == "sqlite" else None
+        if path is not None:
             return _thread_load(
                 duck,
                 table,
@@ -176,9 +182,7 @@ def _child_process_read(
     path = _sqlite_file(url) if url.get_backend_name() == "sqlite" else None
     if path is None:
         return None
-    names = list(params)
-    positional = _positional(sql, names, lambda i: "?")
-    values = [params[n] for n in names]
+    positional, values = _qmark(sql, params)
     try:
         many = _has_rows(engine, positional, values, PROCESS_MIN_ROWS)
     except sqlite3.Error:
@@ -303,9 +307,7 @@ def _fill_packed(
     params: Mapping[str, Any],
     schema: pa.Schema,
 ) -> None:
-    names = list(params)
-    positional = _positional(sql, names, lambda i: "?")
-    batches = packed_batches(path, positional, [params[n] for n in names], schema)
+    batches = packed_batches(path, *_qmark(sql, params), schema)
     try:
         _insert_from(duck, table, pa.RecordBatchReader.from_batches(schema, batches), schema)
     except Exception:
@@ -349,13 +351,12 @@ def _columnar_reader(
     driver applies to this database."""
     url = engine.url
     backend = url.get_backend_name()
-    names = list(params)
     if backend == "sqlite":
-        positional = _positional(sql, names, lambda i: "?")
         try:
-            return _sqlite_reader(engine, positional, [params[n] for n in names], schema)
+            return _sqlite_reader(engine, *_qmark(sql, params), schema)
         except sqlite3.Error:
             raise StateError(_read_failed(engine)) from None
+    names = list(params)
     if backend == "postgresql":
         import adbc_driver_postgresql.dbapi as adbc_pg
 
@@ -484,6 +485,12 @@ def _sqlite_reader(
             raw.close()
 
     return pa.RecordBatchReader.from_batches(schema, batches()), close
+
+
+def _qmark(sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """``sql`` with ``?`` for its ``:name`` placeholders, and the values in their order."""
+    names = list(params)
+    return _positional(sql, names, lambda i: "?"), [params[n] for n in names]
 
 
 def _positional(sql: str, names: Sequence[str], mark: Any) -> str:

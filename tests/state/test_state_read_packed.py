@@ -121,13 +121,9 @@ def test_a_keyed_load_reads_on_a_thread_and_the_app_goes_on_writing(
     duck = duckdb.connect()
 
     def read() -> None:
-        pending = state_io.start_load(
+        state_io.load_query(
             engine, duck, "state", STATE_SQL, {"a": audience_id}, FLAGGED, keyed=True
         )
-        try:
-            pending.finish()
-        finally:
-            pending.close()
 
     counted = read_while_the_app_writes(engine, audience_id, read)
     loaded = duck.execute("SELECT email, flags FROM state ORDER BY email").fetchall()

@@ -63,13 +63,9 @@ def test_the_app_writes_its_wal_database_while_and_after_a_child_reads(
     duck = duckdb.connect()
 
     def read() -> None:
-        pending = state_io.start_load(
+        state_io.load_query(
             engine, duck, "state", STATE_SQL, {"a": audience_id}, FLAGGED, workdir=tmp_path
         )
-        try:
-            pending.finish()
-        finally:
-            pending.close()
 
     # ... and after the child has gone, the application writes and reads through the same
     # connection.
