@@ -191,7 +191,7 @@ class ListrakClient:
         request up before re-sending, as :meth:`post_import` does (``idempotent=True`` there).
         """
 
-        def retriable(exc: Exception) -> bool:
+        def retriable(exc: BaseException) -> bool:
             if not isinstance(exc, RetriableListrakError):
                 return False
             return idempotent or not exc.may_have_been_applied
