@@ -144,6 +144,9 @@ class PlannerSettings(_Section):
     memory_limit: str = Field(default="1GB", pattern=r"^\s*\d+(\.\d+)?\s*[KMGT]?i?B\s*$")
     temp_directory: Path | None = None
     threads: int | None = Field(default=None, ge=1, le=256)
+    # A directory kept between runs: each audience's last snapshot as a file, read instead of
+    # the state rows it stands for (:mod:`audience_sync.plan.snapshot_cache`).
+    snapshot_cache: Path | None = None
 
 
 class GuardSettings(_Section):

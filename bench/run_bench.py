@@ -33,6 +33,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sqlite3
 import sys
 import time
@@ -268,10 +269,14 @@ def write_config(
     engine: Engine,
     chunk_size: int | None,
     planner: str = "embedded",
+    snapshot_cache: bool = True,
 ) -> AppConfig:
     sync = f"[sync]\nchunk_size = {chunk_size}\n" if chunk_size else ""
+    cache = (
+        f'[planner]\nsnapshot_cache = "{workdir / "snapshot-cache"}"\n' if snapshot_cache else ""
+    )
     text = f"""\
-[state]
+{cache}[state]
 url = "{engine.url.render_as_string(hide_password=False)}"
 [listrak]
 api_url = "{sandbox.api_url}"
@@ -305,6 +310,8 @@ def make_job(config: AppConfig, engine: Engine, probe: Probe) -> SyncJob:
 
 
 def state_engine(store: str, workdir: Path) -> Engine:
+    # A fresh state database: no cached snapshot from an earlier bench saves the first run work.
+    shutil.rmtree(workdir / "snapshot-cache", ignore_errors=True)
     if store == "sqlite":
         path = workdir / "bench-state.db"
         for suffix in ("", "-wal", "-shm"):

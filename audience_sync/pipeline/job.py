@@ -80,7 +80,7 @@ class SyncJob:
         """``reconcile``: read Listrak's values back first and also send ``off`` to contacts
         that are on in Listrak but not members (see :mod:`audience_sync.state.drift`)."""
         return self._run_with(
-            SourcePlanner(reconcile=reconcile),
+            SourcePlanner(reconcile=reconcile, keep_snapshots=not dry_run),
             trigger=RunTrigger.PLAN if dry_run else trigger,
             full=full,
             force=force,

@@ -8,6 +8,7 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -52,8 +53,10 @@ class SourcePlanner:
     """Plans from each audience's member source. ``reconcile`` also turns off contacts that
     are on in Listrak but not members (read back first, see :mod:`audience_sync.state.drift`)."""
 
-    def __init__(self, *, reconcile: bool = False) -> None:
+    def __init__(self, *, reconcile: bool = False, keep_snapshots: bool = True) -> None:
         self.reconcile = reconcile
+        # A dry run's snapshot is never applied, so it is not kept in the snapshot cache.
+        self.keep_snapshots = keep_snapshots
         self._sources: dict[str, MemberSource | SourceError] = {}
         self._trait_sources: dict[str, TraitSource | SourceError] = {}
 
@@ -122,6 +125,8 @@ class SourcePlanner:
                         parked_before=utcnow() - ctx.config.settings.sync.retry_skipped_after,
                         reconcile=self.reconcile,
                     )
+                    if self.keep_snapshots:
+                        snapshot.keep_snapshot(run.audience_id)
             except SourceError as exc:
                 fail_audience(ctx, run, str(exc))
                 return
@@ -531,12 +536,18 @@ def planner_workspace(ctx: RunContext) -> Iterator[EngineSettings]:
     from audience_sync.plan.engine import EngineSettings
 
     configured = ctx.config.settings.planner
+    cache = configured.snapshot_cache
+    settings = EngineSettings(
+        configured.memory_limit,
+        threads=configured.threads,
+        snapshot_cache=ctx.config.base_dir / cache.expanduser() if cache is not None else None,
+    )
     if configured.temp_directory is not None:
         spill = ctx.config.base_dir / configured.temp_directory.expanduser()
-        yield EngineSettings(configured.memory_limit, spill, configured.threads)
+        yield replace(settings, temp_directory=spill)
         return
     with tempfile.TemporaryDirectory(prefix="audience-sync-plan-") as spill_dir:
-        yield EngineSettings(configured.memory_limit, Path(spill_dir), configured.threads)
+        yield replace(settings, temp_directory=Path(spill_dir))
 
 
 def read_source(

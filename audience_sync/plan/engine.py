@@ -17,6 +17,7 @@ is capped by ``[planner] memory_limit`` and spills to ``temp_directory``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 
 from audience_sync.errors import PlanningError
+from audience_sync.plan import snapshot_cache
+from audience_sync.plan.snapshot_cache import CachedSnapshot
 from audience_sync.plan.state_io import PendingLoad, load_query, start_load
 from audience_sync.state.statuses import ChangeAction
 from audience_sync.state.tables import TS
@@ -45,8 +48,19 @@ PARKED = pa.schema(
 )
 BATCH_ROWS = 100_000
 INSERT_ROWS = 1_000_000
+logger = logging.getLogger(__name__)
 ON = ChangeAction.ON.value
 OFF = ChangeAction.OFF.value
+# An audience's state rows as (email, flags): 1 confirmed on, 2 desired on.
+_CONFIRMED_ON = f"CASE WHEN value = '{ON}' THEN 1 ELSE 0 END"
+_DESIRED_ON = f"CASE WHEN desired = '{ON}' THEN 1 ELSE 0 END"
+_STATE = (
+    f"SELECT email, {_CONFIRMED_ON} + 2 * {_DESIRED_ON} FROM memberships WHERE audience_id = :a"
+)
+# C and D in one pass over the audience's rows; or, with D read from its file, only the rows
+# where confirmed and desired differ (the pending ones), D's other members being both.
+_STATE_ON = f"{_STATE} AND (value = '{ON}' OR desired = '{ON}')"
+_STATE_PENDING = f"{_STATE} AND {_CONFIRMED_ON} <> {_DESIRED_ON}"
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,8 @@ class EngineSettings:
     # Deduplicating more rows than this at once can exhaust DuckDB's memory limit even with
     # spilling (100M members in 1GB did); larger snapshots are deduplicated by hash partition.
     dedupe_partition_rows: int = 10_000_000
+    # Where each audience's planned snapshot is kept (:mod:`audience_sync.plan.snapshot_cache`).
+    snapshot_cache: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +176,7 @@ class SnapshotPlan(DuckSession):
         self._reconcile = False
         self._snapshot: tuple[int, str] | None = None
         self._state_read: tuple[int, PendingLoad] | None = None
+        self._applied: CachedSnapshot | None = None
 
     def close(self) -> None:
         if self._state_read is not None:
@@ -170,15 +187,18 @@ class SnapshotPlan(DuckSession):
         """Begin reading the audience's confirmed and desired state, which :meth:`load_state`
         finishes. It is read on a thread meanwhile: started before the snapshot is read, it
         is done by about the time the snapshot is. Only this run, holding the run lock,
-        changes the audience's state in between."""
-        # C and D in one pass over the audience's rows (flags: 1 confirmed on, 2 desired on).
+        changes the audience's state in between. With the desired set's file in the
+        snapshot cache, only the pending rows are read from the database."""
+        cache = self._settings.snapshot_cache
+        self._applied = None
+        if cache is not None:
+            with engine.connect() as conn:
+                self._applied = snapshot_cache.applied_snapshot(conn, cache, audience_id)
         pending = start_load(
             engine,
             self.duck,
-            "state",
-            f"SELECT email, CASE WHEN value = '{ON}' THEN 1 ELSE 0 END "
-            f"+ CASE WHEN desired = '{ON}' THEN 2 ELSE 0 END FROM memberships "
-            f"WHERE audience_id = :a AND (value = '{ON}' OR desired = '{ON}')",
+            "state" if self._applied is None else "state_pending",
+            _STATE_ON if self._applied is None else _STATE_PENDING,
             {"a": audience_id},
             FLAGGED,
             workdir=self._settings.temp_directory,
@@ -253,6 +273,81 @@ class SnapshotPlan(DuckSession):
         finally:
             state.close()
             self._state_read = None
+        if self._applied is not None and not self._state_from_applied(self._applied):
+            self._applied = None
+            load_query(
+                engine,
+                self.duck,
+                "state",
+                _STATE_ON,
+                a,
+                FLAGGED,
+                workdir=self._settings.temp_directory,
+                keyed=True,
+            )
+        logger.debug(
+            "planner.desired_read",
+            extra={
+                "audience_id": audience_id,
+                "source": "snapshot cache" if self._applied is not None else "database",
+            },
+        )
+
+    def _state_from_applied(self, applied: CachedSnapshot) -> bool:
+        """``state`` from D's file and the pending rows; False (nothing created) when the file
+        cannot be read, holds other than the recorded number of members, or misses a pending
+        row that is desired ``on``: then the state is read from the database."""
+        d = self.duck
+        try:
+            d.execute(
+                "CREATE TABLE state AS SELECT email, CAST(3 AS BIGINT) AS flags "
+                "FROM read_parquet($path)",
+                {"path": str(applied.path)},
+            )
+        except duckdb.Error:
+            logger.warning("planner.snapshot_cache_unreadable")
+            return False
+        size = int(self._one("SELECT count(*) FROM state")[0])
+        desired_pending, found = self._one(
+            "SELECT count(*), count(t.email) FROM state_pending p "
+            "LEFT JOIN state t ON t.email = p.email WHERE p.flags & 2 = 2"
+        )
+        if size != applied.size or desired_pending != found:
+            logger.warning("planner.snapshot_cache_mismatch")
+            d.execute("DROP TABLE state")
+            return False
+        d.execute(
+            "UPDATE state SET flags = p.flags FROM state_pending p WHERE state.email = p.email"
+        )
+        d.execute("INSERT INTO state SELECT email, flags FROM state_pending WHERE flags & 2 = 0")
+        d.execute("DROP TABLE state_pending")
+        return True
+
+    @property
+    def desired_from_cache(self) -> bool:
+        """Whether the desired set was read from the snapshot cache (after :meth:`load_state`)."""
+        return self._applied is not None
+
+    def size_and_fingerprint(self) -> tuple[int, str]:
+        """The deduplicated snapshot's size and fingerprint, as :class:`Counts` gives them."""
+        return self._prepare_snapshot()
+
+    def keep_snapshot(self, audience_id: int) -> None:
+        """Keep the deduplicated snapshot in the snapshot cache (a real run, after
+        :meth:`compute`), for the plans after this run's deltas are applied."""
+        cache = self._settings.snapshot_cache
+        if cache is None:
+            return
+        size, fingerprint = self._prepare_snapshot()
+        snapshot_cache.keep_snapshot(
+            self.duck,
+            "s",
+            cache,
+            audience_id=audience_id,
+            size=size,
+            fingerprint=fingerprint,
+            applied=self._applied.path if self._applied is not None else None,
+        )
 
     def compute(self, *, full: bool) -> Counts:
         d = self.duck

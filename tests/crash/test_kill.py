@@ -54,7 +54,8 @@ def synced(harness: Harness) -> Harness:
     """Both audiences synced once; imports of about 1 kB so each run sends several parts."""
     h = harness
     h.listrak_settings = {"max_import_bytes": 1001}
-    h.extra_toml = "[guards]\nmax_removed_fraction = 1.0"
+    # Plans read the desired set from the snapshot cache once a run kept one.
+    h.extra_toml = '[guards]\nmax_removed_fraction = 1.0\n[planner]\nsnapshot_cache = "snapshots"'
     h.add_contacts(subscribed=SUBSCRIBED, unsubscribed=UNSUBSCRIBED)
     for key, field_id in FIELDS.items():
         h.add_audience(key, field_id, BASELINE[key])

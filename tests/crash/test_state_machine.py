@@ -95,7 +95,11 @@ class CrashMachine(RuleBasedStateMachine):
             state_url=empty_state(self.database_url, self.root),
         )
         self.h.listrak_settings = {"max_import_bytes": 1001, "retry_attempts": 4}
-        self.h.extra_toml = "[guards]\nmax_removed_fraction = 1.0\nallow_empty = true"
+        # Plans read the desired set from the snapshot cache once a run kept one.
+        self.h.extra_toml = (
+            "[guards]\nmax_removed_fraction = 1.0\nallow_empty = true"
+            '\n[planner]\nsnapshot_cache = "snapshots"'
+        )
         self.h.add_contacts(subscribed=SUBSCRIBED, unsubscribed=UNSUBSCRIBED)
         self.desired: dict[str, list[str]] = {}
         for key, field_id in FIELDS.items():

@@ -6,25 +6,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 
 from audience_sync.plan.engine import Counts, EngineSettings, SnapshotPlan
-from audience_sync.plan.writer import deltas_are_planned_on, plan_emails
+from audience_sync.plan.writer import deltas_are_planned_on, plan_snapshot
 from audience_sync.state import ledger
 from audience_sync.state.db import utcnow
 from audience_sync.state.statuses import RunTrigger
 from audience_sync.state.tables import (
+    audiences,
     listrak_values,
     memberships,
     metadata,
     parked_contacts,
+    run_audiences,
     run_changes,
     snapshot_deltas,
 )
@@ -51,6 +54,7 @@ class State:
     full: bool
     reconcile: bool
     dedupe_partition_rows: int  # small values deduplicate the snapshot by hash partition
+    cached: bool = False  # the desired set is read from the snapshot cache
 
 
 states = st.builds(
@@ -63,6 +67,7 @@ states = st.builds(
     full=st.booleans(),
     reconcile=st.booleans(),
     dedupe_partition_rows=st.sampled_from([10_000_000, 1, 3]),
+    cached=st.booleans(),
 )
 
 
@@ -111,8 +116,8 @@ def reset(engine: Engine) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(state=states)
-def test_duckdb_plan_equals_the_reference(engine: Engine, state: State) -> None:
-    plan_and_compare(engine, state)
+def test_duckdb_plan_equals_the_reference(engine: Engine, tmp_path: Path, state: State) -> None:
+    plan_and_compare(engine, state, cache=tmp_path / "cache")
 
 
 FIRST_RUN = State(
@@ -152,7 +157,7 @@ def test_deltas_come_from_the_planned_changes_only_when_they_are_the_same(
     assert deltas_are_planned_on(counts) is deltas_from_changes
 
 
-def plan_and_compare(engine: Engine, state: State) -> Counts:
+def plan_and_compare(engine: Engine, state: State, *, cache: Path | None = None) -> Counts:
     reset(engine)
     now = utcnow()
     confirmed, desired_, parked = state.confirmed, state.desired, state.parked
@@ -192,16 +197,24 @@ def plan_and_compare(engine: Engine, state: State) -> Counts:
         values += [{"audience_id": audience_id, "email": EMAILS[0], "value": "off"}]
         conn.execute(insert(listrak_values), values)
 
-    counts = plan_emails(
-        engine,
-        state.snapshot,
-        run_id=run_id,
-        audience_id=audience_id,
-        full=state.full,
-        parked_before=now - timedelta(hours=24),
-        reconcile=state.reconcile,
-        settings=EngineSettings(dedupe_partition_rows=state.dedupe_partition_rows),
-    )
+    settings = EngineSettings(dedupe_partition_rows=state.dedupe_partition_rows)
+    if state.cached:
+        assert cache is not None
+        settings = replace(settings, snapshot_cache=cache)
+        desired_on = {e for e, v in desired_.items() if v == "on"}
+        cache_as_applied(engine, cache, audience_id, desired_on)
+    with SnapshotPlan(settings) as snapshot:
+        snapshot.add(pa.array(state.snapshot, type=pa.string()))
+        counts = plan_snapshot(
+            engine,
+            snapshot,
+            run_id=run_id,
+            audience_id=audience_id,
+            full=state.full,
+            parked_before=now - timedelta(hours=24),
+            reconcile=state.reconcile,
+        )
+        assert snapshot.desired_from_cache is state.cached
     expected = reference(state)
     with engine.connect() as conn:
         planned = dict(
@@ -226,6 +239,28 @@ def plan_and_compare(engine: Engine, state: State) -> Counts:
     assert (counts.parked_on, counts.parked_off) == (expected["parked_on"], expected["parked_off"])
     assert counts.planned_on + counts.planned_off + counts.reconcile_off == len(planned)
     return counts
+
+
+def cache_as_applied(engine: Engine, cache: Path, audience_id: int, members: set[str]) -> None:
+    """Keep ``members`` in the snapshot cache as the snapshot of an earlier run, and record
+    that run as the one whose snapshot ``desired`` holds."""
+    with SnapshotPlan(EngineSettings(snapshot_cache=cache)) as earlier:
+        earlier.add(pa.array(sorted(members), type=pa.string()))
+        size, fingerprint = earlier.size_and_fingerprint()
+        earlier.keep_snapshot(audience_id)
+    with engine.begin() as conn:
+        earlier_run = ledger.create_run(conn, trigger=RunTrigger.MANUAL)
+        ledger.start_run_audience(conn, earlier_run, audience_id, source="t")
+        conn.execute(
+            update(run_audiences)
+            .where(run_audiences.c.run_id == earlier_run)
+            .values(snapshot_count=size, snapshot_fingerprint=fingerprint)
+        )
+        conn.execute(
+            update(audiences)
+            .where(audiences.c.id == audience_id)
+            .values(snapshot_run_id=earlier_run)
+        )
 
 
 def test_partitioned_deduplication_keeps_the_snapshot_and_its_fingerprint() -> None:
