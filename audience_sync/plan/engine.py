@@ -58,9 +58,13 @@ _STATE = (
     f"SELECT email, {_CONFIRMED_ON} + 2 * {_DESIRED_ON} FROM memberships WHERE audience_id = :a"
 )
 # C and D in one pass over the audience's rows; or, with D read from its file, only the rows
-# where confirmed and desired differ (the pending ones), D's other members being both.
+# where confirmed and desired differ (the pending ones), D's other members being both. SQLite
+# spells IS DISTINCT FROM as IS NOT (before 3.39); it is cheaper to test than the flags.
 _STATE_ON = f"{_STATE} AND (value = '{ON}' OR desired = '{ON}')"
-_STATE_PENDING = f"{_STATE} AND {_CONFIRMED_ON} <> {_DESIRED_ON}"
+_STATE_PENDING = {
+    "sqlite": f"{_STATE} AND value IS NOT desired",
+    "postgresql": f"{_STATE} AND value IS DISTINCT FROM desired",
+}
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,7 @@ class SnapshotPlan(DuckSession):
             engine,
             self.duck,
             "state" if self._applied is None else "state_pending",
-            _STATE_ON if self._applied is None else _STATE_PENDING,
+            _STATE_ON if self._applied is None else _STATE_PENDING[engine.dialect.name],
             {"a": audience_id},
             FLAGGED,
             workdir=self._settings.temp_directory,
@@ -319,7 +323,9 @@ class SnapshotPlan(DuckSession):
         d.execute(
             "UPDATE state SET flags = p.flags FROM state_pending p WHERE state.email = p.email"
         )
-        d.execute("INSERT INTO state SELECT email, flags FROM state_pending WHERE flags & 2 = 0")
+        # Pending rows desired on are D's members, updated above; of the others only those
+        # confirmed on (not ``off`` against no desired value) are in C.
+        d.execute("INSERT INTO state SELECT email, flags FROM state_pending WHERE flags = 1")
         d.execute("DROP TABLE state_pending")
         return True
 
