@@ -42,9 +42,11 @@ CHURN ?= 0.01
 STORE ?= sqlite
 PLANNER ?= embedded
 SOURCE ?= file
+# more run_bench.py options, e.g. BENCH_ARGS=--no-snapshot-cache
+BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py --members $(N) --churn $(CHURN) --store $(STORE) \
-		--planner $(PLANNER) --source $(SOURCE)
+		--planner $(PLANNER) --source $(SOURCE) $(BENCH_ARGS)
 
 # plan (dry run) of the churned snapshot on PostgreSQL with confirmed state seeded by SQL:
 # both planners reading the same source table, and the DuckDB reference

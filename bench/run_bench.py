@@ -107,6 +107,7 @@ class Result:
     store: str
     planner: str = "embedded"
     source: str = "file"
+    snapshot_cache: bool = True
     rows: list[Row] = field(default_factory=list)
     duckdb_seconds: float = 0.0
     duckdb_rss_mb: float = 0.0
@@ -126,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--planner", choices=("embedded", "in_database"), default="embedded")
     parser.add_argument("--source", choices=("file", "table"), default="file")
+    parser.add_argument(
+        "--no-snapshot-cache",
+        action="store_true",
+        help="plan without [planner] snapshot_cache (the desired set read from every state row)",
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -148,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         store=args.store,
         planner=args.planner,
         source=args.source,
+        snapshot_cache=not args.no_snapshot_cache,
     )
     sandbox = SandboxProcess(workload.contacts_csv, AUDIENCE)
     with sandbox as info:
@@ -175,7 +182,11 @@ def main(argv: list[str] | None = None) -> int:
             f", DuckDB added/removed {reference.added}/{reference.removed}"
         )
     print_report(result)
-    out = args.workdir / f"result-{args.store}-{args.planner}-{args.source}-{args.members}.json"
+    cache = "-no-cache" if args.no_snapshot_cache else ""
+    out = (
+        args.workdir
+        / f"result-{args.store}-{args.planner}-{args.source}-{args.members}{cache}.json"
+    )
     out.write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
     print(f"\n(raw figures in {out})")
     return 0
@@ -194,7 +205,14 @@ def run_scenarios(
             sources[name] = f'{{ kind = "csv", path = "{csv_path}" }}'
     old, new = (
         write_config(
-            args.workdir, name, sources[name], sandbox, engine, args.chunk_size, args.planner
+            args.workdir,
+            name,
+            sources[name],
+            sandbox,
+            engine,
+            args.chunk_size,
+            args.planner,
+            snapshot_cache=not args.no_snapshot_cache,
         )
         for name in ("old", "new")
     )
@@ -368,6 +386,7 @@ def print_report(result: Result) -> None:
     print(
         f"\n{result.members:,} members, churn {result.churn:.2%}, store {result.store}, "
         f"planner {result.planner}, source {result.source}, "
+        f"snapshot cache {'on' if result.snapshot_cache else 'off'}, "
         f"{m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, "
         f"SQLite {m['sqlite']}" + (f", PostgreSQL {m['postgresql']}" if "postgresql" in m else "")
     )
