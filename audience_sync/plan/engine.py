@@ -58,13 +58,15 @@ _STATE = (
     f"SELECT email, {_CONFIRMED_ON} + 2 * {_DESIRED_ON} FROM memberships WHERE audience_id = :a"
 )
 # C and D in one pass over the audience's rows; or, with D read from its file, only the rows
-# where confirmed and desired differ (the pending ones), D's other members being both. SQLite
-# spells IS DISTINCT FROM as IS NOT (before 3.39); it is cheaper to test than the flags.
+# where confirmed and desired differ (the pending ones), D's other members being both.
 _STATE_ON = f"{_STATE} AND (value = '{ON}' OR desired = '{ON}')"
-_STATE_PENDING = {
-    "sqlite": f"{_STATE} AND value IS NOT desired",
-    "postgresql": f"{_STATE} AND value IS DISTINCT FROM desired",
-}
+
+
+def _state_pending(dialect: str) -> str:
+    """The pending rows: cheaper to find by comparing the values than the flags. SQLite spells
+    IS DISTINCT FROM as IS NOT (before 3.39)."""
+    distinct = "IS NOT" if dialect == "sqlite" else "IS DISTINCT FROM"
+    return f"{_STATE} AND value {distinct} desired"
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ class SnapshotPlan(DuckSession):
             engine,
             self.duck,
             "state" if self._applied is None else "state_pending",
-            _STATE_ON if self._applied is None else _STATE_PENDING[engine.dialect.name],
+            _STATE_ON if self._applied is None else _state_pending(engine.dialect.name),
             {"a": audience_id},
             FLAGGED,
             workdir=self._settings.temp_directory,

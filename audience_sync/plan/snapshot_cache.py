@@ -79,10 +79,12 @@ def keep_snapshot(
     path = cache_dir / file_name(audience_id, size, fingerprint)
     try:
         if not path.is_file():
-            cache_dir.mkdir(parents=True, exist_ok=True)
+            # The files hold members' addresses: as private as the state database should be.
+            cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
             try:
                 duck.table(table).write_parquet(str(partial))
+                partial.chmod(0o600)
                 os.replace(partial, path)
             finally:
                 partial.unlink(missing_ok=True)

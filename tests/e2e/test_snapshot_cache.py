@@ -6,6 +6,7 @@ desired set is read from the database and every plan stays right."""
 from __future__ import annotations
 
 import logging
+import stat
 
 import pytest
 from sqlalchemy import select
@@ -63,6 +64,10 @@ def test_the_next_plan_reads_the_desired_set_from_the_kept_snapshot(
     assert first.status == "succeeded"
     assert cache_files(cached) == [recorded_file(cached, first.run_id)]
     assert desired_read_from(plan_log) == ["database"]
+    # The files hold members' addresses.
+    folder = cached.root / "snapshots"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / cache_files(cached)[0]).stat().st_mode) == 0o600
 
     cached.set_members(KEY, [*MEMBERS[1:], JOINER])
     plan_log.clear()
