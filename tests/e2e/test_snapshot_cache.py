@@ -57,6 +57,22 @@ def plan_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
+def run_with_a_leaver_and_a_joiner(
+    h: Harness, plan_log: pytest.LogCaptureFixture
+) -> tuple[int, list[str]]:
+    """The first member leaves and the joiner joins: a run sends and confirms exactly those
+    two changes. Returns the run's id and where its plan read the desired set from."""
+    h.set_members(KEY, [*MEMBERS[1:], JOINER])
+    plan_log.clear()
+    outcome = h.run()
+    assert h.change_statuses(outcome.run_id) == {
+        MEMBERS[0]: ("off", "confirmed", None),
+        JOINER: ("on", "confirmed", None),
+    }
+    assert h.members_on(KEY) == {*MEMBERS[1:], JOINER}
+    return outcome.run_id, desired_read_from(plan_log)
+
+
 def test_the_next_plan_reads_the_desired_set_from_the_kept_snapshot(
     cached: Harness, plan_log: pytest.LogCaptureFixture
 ) -> None:
@@ -69,22 +85,15 @@ def test_the_next_plan_reads_the_desired_set_from_the_kept_snapshot(
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE((folder / cache_files(cached)[0]).stat().st_mode) == 0o600
 
-    cached.set_members(KEY, [*MEMBERS[1:], JOINER])
-    plan_log.clear()
-    second = cached.run()
-    assert desired_read_from(plan_log) == ["snapshot cache"]
-    assert cached.change_statuses(second.run_id) == {
-        MEMBERS[0]: ("off", "confirmed", None),
-        JOINER: ("on", "confirmed", None),
-    }
-    assert cached.members_on(KEY) == {*MEMBERS[1:], JOINER}
+    second, read_from = run_with_a_leaver_and_a_joiner(cached, plan_log)
+    assert read_from == ["snapshot cache"]
 
     plan_log.clear()
     third = cached.run()
     assert desired_read_from(plan_log) == ["snapshot cache"]
     assert cached.change_count(third.run_id) == 0
     # The first run's file went once the second run's snapshot was the applied one.
-    assert cache_files(cached) == [recorded_file(cached, second.run_id)]
+    assert cache_files(cached) == [recorded_file(cached, second)]
 
 
 def test_a_dry_run_keeps_nothing_and_an_aborted_run_is_never_read(
@@ -107,15 +116,8 @@ def test_a_dry_run_keeps_nothing_and_an_aborted_run_is_never_read(
     assert job.last_run_id is not None
     assert recorded_file(cached, job.last_run_id) in cache_files(cached)
 
-    cached.set_members(KEY, [*MEMBERS[1:], JOINER])
-    plan_log.clear()
-    after = cached.run()
-    assert desired_read_from(plan_log) == ["snapshot cache"]
-    assert cached.change_statuses(after.run_id) == {
-        MEMBERS[0]: ("off", "confirmed", None),
-        JOINER: ("on", "confirmed", None),
-    }
-    assert cached.members_on(KEY) == {*MEMBERS[1:], JOINER}
+    _, read_from = run_with_a_leaver_and_a_joiner(cached, plan_log)
+    assert read_from == ["snapshot cache"]
 
 
 def test_a_damaged_or_missing_file_means_reading_the_database(
@@ -125,17 +127,11 @@ def test_a_damaged_or_missing_file_means_reading_the_database(
     kept = cached.root / "snapshots" / recorded_file(cached, first.run_id)
     kept.write_bytes(b"not parquet")
 
-    cached.set_members(KEY, [*MEMBERS[1:], JOINER])
-    plan_log.clear()
-    second = cached.run()
-    assert desired_read_from(plan_log) == ["database"]
+    second, read_from = run_with_a_leaver_and_a_joiner(cached, plan_log)
+    assert read_from == ["database"]
     assert "planner.snapshot_cache_unreadable" in plan_log.messages
-    assert cached.change_statuses(second.run_id) == {
-        MEMBERS[0]: ("off", "confirmed", None),
-        JOINER: ("on", "confirmed", None),
-    }
 
-    (cached.root / "snapshots" / recorded_file(cached, second.run_id)).unlink()
+    (cached.root / "snapshots" / recorded_file(cached, second)).unlink()
     cached.set_members(KEY, MEMBERS)
     plan_log.clear()
     third = cached.run()
